@@ -1,0 +1,4 @@
+//! Generative models trained end to end on the GPU through hand-written WGSL compute shaders.
+
+pub mod ops;
+pub mod runtime;

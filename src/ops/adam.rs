@@ -1,0 +1,1 @@
+//! adam (in progress)

@@ -1,0 +1,232 @@
+//! WGSL sources, shader modules and the pipeline cache.
+//!
+//! Every kernel follows one binding convention so that one pipeline layout per storage-buffer count
+//! serves all of them: binding 0 is a small uniform block of 32-bit parameters, bindings 1..=n are
+//! storage buffers declared `read_write` (wgpu refuses a buffer bound read-only and read-write in the
+//! same dispatch, and role buffers hold inputs and outputs side by side).
+
+use anyhow::{anyhow, bail, Result};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::Gpu;
+
+/// WGSL prepended to every family: shared helpers such as the 2-D grid index.
+pub const PRELUDE: &str = include_str!("../../shaders/common.wgsl");
+
+/// One WGSL file per kernel family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Family {
+    Elementwise,
+    Matmul,
+    Conv,
+    Batchnorm,
+    Loss,
+    Reduce,
+    Adam,
+    Random,
+    Gather,
+}
+
+impl Family {
+    pub const ALL: [Family; 9] = [
+        Family::Elementwise,
+        Family::Matmul,
+        Family::Conv,
+        Family::Batchnorm,
+        Family::Loss,
+        Family::Reduce,
+        Family::Adam,
+        Family::Random,
+        Family::Gather,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Elementwise => "elementwise",
+            Family::Matmul => "matmul",
+            Family::Conv => "conv",
+            Family::Batchnorm => "batchnorm",
+            Family::Loss => "loss",
+            Family::Reduce => "reduce",
+            Family::Adam => "adam",
+            Family::Random => "random",
+            Family::Gather => "gather",
+        }
+    }
+
+    fn body(self) -> &'static str {
+        match self {
+            Family::Elementwise => include_str!("../../shaders/elementwise.wgsl"),
+            Family::Matmul => include_str!("../../shaders/matmul.wgsl"),
+            Family::Conv => include_str!("../../shaders/conv.wgsl"),
+            Family::Batchnorm => include_str!("../../shaders/batchnorm.wgsl"),
+            Family::Loss => include_str!("../../shaders/loss.wgsl"),
+            Family::Reduce => include_str!("../../shaders/reduce.wgsl"),
+            Family::Adam => include_str!("../../shaders/adam.wgsl"),
+            Family::Random => include_str!("../../shaders/random.wgsl"),
+            Family::Gather => include_str!("../../shaders/gather.wgsl"),
+        }
+    }
+
+    /// The complete WGSL module: prelude followed by the family's file.
+    pub fn source(self) -> String {
+        format!("{PRELUDE}\n{}", self.body())
+    }
+}
+
+/// One compute dispatch, described without any GPU objects so that ops stay pure and testable:
+/// the planner and the test launcher turn it into a pipeline, a bind group and a dispatch.
+#[derive(Clone, Debug)]
+pub struct KernelCall {
+    pub family: Family,
+    pub entry: &'static str,
+    /// Uniform parameters as raw 32-bit words (u32 or f32 bits), in the WGSL struct's field order.
+    pub params: Vec<u32>,
+    /// `operands[i]` is bound at binding `i + 1`; the value indexes the op's operand list.
+    pub operands: Vec<usize>,
+    pub workgroups: [u32; 3],
+    /// Floating-point operations performed, for GFLOP/s reports (0 where meaningless).
+    pub flops: f64,
+}
+
+/// Builds a uniform parameter block field by field.
+#[derive(Default, Clone, Debug)]
+pub struct Params(pub Vec<u32>);
+
+impl Params {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn u(mut self, v: usize) -> Self {
+        self.0.push(u32::try_from(v).expect("kernel parameter exceeds u32"));
+        self
+    }
+    pub fn f(mut self, v: f32) -> Self {
+        self.0.push(v.to_bits());
+        self
+    }
+    pub fn words(self) -> Vec<u32> {
+        self.0
+    }
+}
+
+/// Workgroup counts for `threads` invocations in groups of `wg`, folded into a 2-D grid when one
+/// dimension would exceed the adapter's 65 535 limit. Shaders recover the linear index with
+/// `linear_id` from the prelude.
+pub fn grid(op: &str, threads: usize, wg: u32) -> Result<[u32; 3]> {
+    const MAX: u64 = 65_535;
+    if threads == 0 {
+        bail!("{op}: zero-sized dispatch (a tensor dimension is 0)");
+    }
+    let groups = (threads as u64).div_ceil(wg as u64);
+    if groups <= MAX {
+        return Ok([groups as u32, 1, 1]);
+    }
+    let y = groups.div_ceil(MAX);
+    if y > MAX {
+        bail!("{op}: {threads} invocations need {groups} workgroups, more than 65535 x 65535");
+    }
+    let x = groups.div_ceil(y);
+    Ok([x as u32, y as u32, 1])
+}
+
+#[derive(Default)]
+pub(crate) struct KernelCache {
+    modules: HashMap<Family, Arc<wgpu::ShaderModule>>,
+    layouts: HashMap<usize, (Arc<wgpu::BindGroupLayout>, Arc<wgpu::PipelineLayout>)>,
+    pipelines: HashMap<(Family, &'static str, usize), Arc<wgpu::ComputePipeline>>,
+}
+
+/// A ready pipeline and the layout its bind groups must use.
+pub struct Kernel {
+    pub pipeline: Arc<wgpu::ComputePipeline>,
+    pub bind_layout: Arc<wgpu::BindGroupLayout>,
+}
+
+impl Gpu {
+    fn layout(
+        &self,
+        cache: &mut KernelCache,
+        storage: usize,
+    ) -> (Arc<wgpu::BindGroupLayout>, Arc<wgpu::PipelineLayout>) {
+        cache
+            .layouts
+            .entry(storage)
+            .or_insert_with(|| {
+                let mut entries = vec![wgpu::BindGroupLayoutEntry {
+                    binding: 0,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Uniform,
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                    count: None,
+                }];
+                for i in 0..storage {
+                    entries.push(wgpu::BindGroupLayoutEntry {
+                        binding: i as u32 + 1,
+                        visibility: wgpu::ShaderStages::COMPUTE,
+                        ty: wgpu::BindingType::Buffer {
+                            ty: wgpu::BufferBindingType::Storage { read_only: false },
+                            has_dynamic_offset: false,
+                            min_binding_size: None,
+                        },
+                        count: None,
+                    });
+                }
+                let bgl = self.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                    label: Some("kernel-bindings"),
+                    entries: &entries,
+                });
+                let pl = self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                    label: Some("kernel-layout"),
+                    bind_group_layouts: &[Some(&bgl)],
+                    immediate_size: 0,
+                });
+                (Arc::new(bgl), Arc::new(pl))
+            })
+            .clone()
+    }
+
+    /// The pipeline for `call`, compiled on first use and cached by (family, entry, binding count).
+    pub fn kernel(&self, call: &KernelCall) -> Result<Kernel> {
+        let storage = call.operands.len();
+        if storage as u32 > self.limits.max_storage_buffers_per_shader_stage.min(8) {
+            bail!("{}: {storage} storage buffers, more than the 8 per stage this project allows", call.entry);
+        }
+        let mut cache = self.kernels.lock().map_err(|_| anyhow!("kernel cache poisoned"))?;
+        let (bgl, pl) = self.layout(&mut cache, storage);
+        let key = (call.family, call.entry, storage);
+        if let Some(p) = cache.pipelines.get(&key) {
+            return Ok(Kernel { pipeline: p.clone(), bind_layout: bgl });
+        }
+        let module = match cache.modules.get(&call.family) {
+            Some(m) => m.clone(),
+            None => {
+                let m = Arc::new(self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(call.family.name()),
+                    source: wgpu::ShaderSource::Wgsl(call.family.source().into()),
+                }));
+                cache.modules.insert(call.family, m.clone());
+                m
+            }
+        };
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(call.entry),
+            layout: Some(&pl),
+            module: &module,
+            entry_point: Some(call.entry),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            bail!("building kernel {}::{}: {e}", call.family.name(), call.entry);
+        }
+        let pipeline = Arc::new(pipeline);
+        cache.pipelines.insert(key, pipeline.clone());
+        Ok(Kernel { pipeline, bind_layout: bgl })
+    }
+}

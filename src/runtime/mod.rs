@@ -1,0 +1,13 @@
+//! Everything that talks to wgpu directly: adapter choice, shader modules and pipelines, buffers,
+//! read-back and timing. Nothing here knows about models.
+
+pub mod buffers;
+pub mod device;
+pub mod kernels;
+pub mod launch;
+pub mod readback;
+pub mod timing;
+
+pub use buffers::GpuBuffer;
+pub use device::{BackendChoice, Gpu};
+pub use kernels::{Family, KernelCall};

@@ -1,0 +1,92 @@
+//! Shared by the GPU tests: one device for the whole test binary, data generators, comparisons and
+//! a finite-difference gradient checker.
+#![allow(dead_code)]
+
+use std::sync::OnceLock;
+
+use gputrain::runtime::{BackendChoice, Gpu, KernelCall};
+use rand::{Rng, SeedableRng};
+
+/// One device per test binary: opening lavapipe costs ~100 ms and pipelines are cached on it.
+pub fn gpu() -> &'static Gpu {
+    static GPU: OnceLock<Gpu> = OnceLock::new();
+    GPU.get_or_init(|| {
+        let choice = BackendChoice::resolve(None).expect("WGPU_BACKEND");
+        Gpu::new(choice).expect("a wgpu adapter (install mesa-vulkan-drivers for the software one)")
+    })
+}
+
+/// Uniform random values in [lo, hi), deterministic per seed.
+pub fn rand_vec(seed: u64, n: usize, lo: f64, hi: f64) -> Vec<f64> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..n).map(|_| rng.random_range(lo..hi)).collect()
+}
+
+pub fn to_f32(v: &[f64]) -> Vec<f32> {
+    v.iter().map(|&x| x as f32).collect()
+}
+
+pub fn to_f64(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| x as f64).collect()
+}
+
+/// Runs `calls` with `inputs` uploaded as the first operands and `outputs` zero-filled buffers of the
+/// given lengths after them; returns every operand's final contents (inputs included, for in-place ops).
+pub fn run_f32(calls: &[KernelCall], inputs: &[&[f32]], outputs: &[usize]) -> Vec<Vec<f32>> {
+    let g = gpu();
+    let mut bufs = Vec::new();
+    for (i, data) in inputs.iter().enumerate() {
+        bufs.push(g.upload_f32(&format!("in{i}"), data).unwrap());
+    }
+    for (i, &n) in outputs.iter().enumerate() {
+        bufs.push(g.zeros(&format!("out{i}"), n as u64 * 4).unwrap());
+    }
+    let ops: Vec<_> = bufs.iter().map(|b| b.whole()).collect();
+    g.run(calls, &ops).unwrap();
+    let lens: Vec<usize> = inputs.iter().map(|d| d.len()).chain(outputs.iter().copied()).collect();
+    bufs.iter().zip(lens).map(|(b, n)| g.read_f32(b.range_f32(0, n)).unwrap()).collect()
+}
+
+/// Same as `run_f32` with f64 data converted to f32 on the way in and back on the way out.
+pub fn run(calls: &[KernelCall], inputs: &[&[f64]], outputs: &[usize]) -> Vec<Vec<f64>> {
+    let ins: Vec<Vec<f32>> = inputs.iter().map(|d| to_f32(d)).collect();
+    let refs: Vec<&[f32]> = ins.iter().map(|v| v.as_slice()).collect();
+    run_f32(calls, &refs, outputs).iter().map(|v| to_f64(v)).collect()
+}
+
+/// Asserts |got - want| <= atol + rtol·|want| element-wise, reporting the worst element.
+pub fn assert_close(what: &str, got: &[f64], want: &[f64], atol: f64, rtol: f64) {
+    assert_eq!(got.len(), want.len(), "{what}: length {} != {}", got.len(), want.len());
+    let mut worst = (0usize, 0.0f64);
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        assert!(g.is_finite(), "{what}[{i}] is {g}");
+        let excess = (g - w).abs() - (atol + rtol * w.abs());
+        if excess > worst.1 {
+            worst = (i, excess);
+        }
+    }
+    if worst.1 > 0.0 {
+        let i = worst.0;
+        panic!("{what}: element {i} is {} but the reference is {} (atol {atol}, rtol {rtol})", got[i], want[i]);
+    }
+}
+
+/// Central finite differences of the scalar `f` at `x`, in f64.
+pub fn numeric_grad(x: &[f64], h: f64, mut f: impl FnMut(&[f64]) -> f64) -> Vec<f64> {
+    let mut x = x.to_vec();
+    (0..x.len())
+        .map(|i| {
+            let orig = x[i];
+            x[i] = orig + h;
+            let up = f(&x);
+            x[i] = orig - h;
+            let down = f(&x);
+            x[i] = orig;
+            (up - down) / (2.0 * h)
+        })
+        .collect()
+}
+
+pub fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}

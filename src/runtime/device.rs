@@ -104,10 +104,21 @@ impl Gpu {
     }
 
     async fn new_async(choice: BackendChoice) -> Result<Gpu> {
-        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
-        desc.backends = choice.backends();
-        let instance = wgpu::Instance::new(desc);
-        let mut adapters = instance.enumerate_adapters(choice.backends()).await;
+        // Auto tries the native APIs first and GL only when they offer nothing: probing EGL without a
+        // display prints errors and GL lacks timestamps.
+        let tries = match choice {
+            BackendChoice::Auto => vec![wgpu::Backends::PRIMARY, wgpu::Backends::GL],
+            _ => vec![choice.backends()],
+        };
+        let mut adapters = Vec::new();
+        for backends in tries {
+            let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+            desc.backends = backends;
+            adapters = wgpu::Instance::new(desc).enumerate_adapters(backends).await;
+            if !adapters.is_empty() {
+                break;
+            }
+        }
         if adapters.is_empty() {
             bail!(
                 "no GPU adapter found for backend '{choice}'. On Linux without a GPU install the software \

@@ -63,8 +63,10 @@ impl Gpu {
     pub fn prepare(&self, call: &KernelCall, operands: &[Operand<'_>]) -> Result<Prepared> {
         self.check_call(call, operands)?;
         let kernel = self.kernel(call)?;
+        // Padded to at least 64 bytes so a call may omit trailing fields its entry point never reads
+        // (a module's entry points share one Params struct, whose full size wgpu checks).
         let mut words = call.params.clone();
-        words.resize(words.len().max(4).next_multiple_of(4), 0);
+        words.resize(words.len().max(16).next_multiple_of(4), 0);
         let uniform = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some(call.entry),
             contents: bytemuck::cast_slice(&words),

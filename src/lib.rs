@@ -1,4 +1,5 @@
 //! Generative models trained end to end on the GPU through hand-written WGSL compute shaders.
 
+pub mod graph;
 pub mod ops;
 pub mod runtime;

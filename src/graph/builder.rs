@@ -1,0 +1,160 @@
+//! Recording a model once: tensors, parameters with their initialisers, and forward nodes.
+
+use anyhow::{bail, Result};
+use std::collections::HashMap;
+
+use super::params::StoreBuf;
+use super::tensor::{Role, TensorId, TensorInfo};
+use super::Op;
+use crate::runtime::KernelCall;
+
+/// A kernel call bound to graph tensors: `args[i]` is the tensor for the call's operand `i`.
+#[derive(Clone, Debug)]
+pub struct BoundCall {
+    pub call: KernelCall,
+    pub args: Vec<TensorId>,
+}
+
+/// How a parameter or state tensor starts.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Init {
+    Const(f32),
+    Uniform(f32),
+    Normal { mean: f32, std: f32 },
+}
+
+#[derive(Clone, Debug)]
+pub struct ParamSpec {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub init: Init,
+    /// Trainable parameters get gradients and Adam state; running statistics do not.
+    pub trainable: bool,
+}
+
+/// One recorded op: what autodiff needs to derive its backward.
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub op: Op,
+    pub inputs: Vec<TensorId>,
+    pub outputs: Vec<TensorId>,
+}
+
+/// A model recorded as a static list of nodes.
+#[derive(Default)]
+pub struct Graph {
+    pub tensors: Vec<TensorInfo>,
+    pub nodes: Vec<Node>,
+    pub params: Vec<ParamSpec>,
+    /// Named scalar losses; their sum is what backward differentiates.
+    pub losses: Vec<(String, TensorId)>,
+    /// Parameters this graph reads but must not update (a GAN's G step through a frozen D).
+    pub frozen: Vec<String>,
+    by_name: HashMap<String, TensorId>,
+}
+
+impl Graph {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn info(&self, t: TensorId) -> &TensorInfo {
+        &self.tensors[t.0]
+    }
+
+    pub fn shape(&self, t: TensorId) -> &[usize] {
+        &self.tensors[t.0].shape
+    }
+
+    pub fn len(&self, t: TensorId) -> usize {
+        self.tensors[t.0].len
+    }
+
+    fn add(&mut self, name: String, shape: Vec<usize>, role: Role) -> TensorId {
+        let len = shape.iter().product();
+        let id = TensorId(self.tensors.len());
+        self.tensors.push(TensorInfo { name, shape, role, len });
+        id
+    }
+
+    /// An intermediate value.
+    pub fn transient(&mut self, name: &str, shape: &[usize]) -> TensorId {
+        self.add(name.to_string(), shape.to_vec(), Role::Transient)
+    }
+
+    /// `x` under a new shape with the same element count; shares storage (and gradient storage).
+    pub fn view(&mut self, x: TensorId, shape: &[usize]) -> Result<TensorId> {
+        let n: usize = shape.iter().product();
+        if n != self.len(x) {
+            bail!("cannot view {} of shape {:?} as {shape:?}", self.info(x).name, self.shape(x));
+        }
+        let name = format!("{}.view", self.info(x).name);
+        let v = self.add(name, shape.to_vec(), Role::View(x));
+        self.push(Op::View, vec![x], vec![v]);
+        Ok(v)
+    }
+
+    /// `len` floats of one of the parameter store's flat buffers, starting at `offset`.
+    pub fn span(&mut self, buf: StoreBuf, offset: usize, len: usize) -> TensorId {
+        self.add(format!("{buf:?}[{offset}..+{len}]"), vec![len], Role::Span(buf, offset))
+    }
+
+    /// The tensor that owns `t`'s storage (itself unless `t` is a view).
+    pub fn root(&self, mut t: TensorId) -> TensorId {
+        while let Role::View(r) = self.tensors[t.0].role {
+            t = r;
+        }
+        t
+    }
+
+    /// A caller-owned buffer of `len` 32-bit words, bound by name at plan time.
+    pub fn external(&mut self, name: &str, shape: &[usize]) -> TensorId {
+        if let Some(&t) = self.by_name.get(name) {
+            return t;
+        }
+        let t = self.add(name.to_string(), shape.to_vec(), Role::External(name.to_string()));
+        self.by_name.insert(name.to_string(), t);
+        t
+    }
+
+    /// A trainable parameter; recording the same name twice returns the same tensor (weight sharing).
+    pub fn param(&mut self, name: &str, shape: &[usize], init: Init) -> Result<TensorId> {
+        self.persistent(name, shape, init, true)
+    }
+
+    /// Persistent non-trainable state such as batchnorm running statistics.
+    pub fn state(&mut self, name: &str, shape: &[usize], init: Init) -> Result<TensorId> {
+        self.persistent(name, shape, init, false)
+    }
+
+    fn persistent(&mut self, name: &str, shape: &[usize], init: Init, trainable: bool) -> Result<TensorId> {
+        if let Some(&t) = self.by_name.get(name) {
+            if self.shape(t) != shape {
+                bail!("parameter {name} recorded with shapes {:?} and {shape:?}", self.shape(t));
+            }
+            return Ok(t);
+        }
+        let role = if trainable { Role::Param(name.to_string()) } else { Role::State(name.to_string()) };
+        let t = self.add(name.to_string(), shape.to_vec(), role);
+        self.by_name.insert(name.to_string(), t);
+        self.params.push(ParamSpec { name: name.to_string(), shape: shape.to_vec(), init, trainable });
+        Ok(t)
+    }
+
+    /// Marks every parameter whose name starts with `prefix` as read-only in this graph.
+    pub fn freeze(&mut self, prefix: &str) {
+        self.frozen.push(prefix.to_string());
+    }
+
+    pub fn is_frozen(&self, name: &str) -> bool {
+        self.frozen.iter().any(|p| name.starts_with(p.as_str()))
+    }
+
+    pub fn push(&mut self, op: Op, inputs: Vec<TensorId>, outputs: Vec<TensorId>) {
+        self.nodes.push(Node { op, inputs, outputs });
+    }
+
+    pub fn add_loss(&mut self, name: &str, t: TensorId) {
+        self.losses.push((name.to_string(), t));
+    }
+}

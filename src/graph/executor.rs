@@ -1,0 +1,235 @@
+//! Replaying a compiled step: one command encoder, one compute pass, one submit.
+//!
+//! Everything — arena buffers, uniform blocks, bind groups, pipelines — is created in `new`; `step`
+//! only records the frozen dispatch list. Losses are summed on the GPU into `loss_accum` and copied to
+//! a staging buffer every `log_every` steps, mapped asynchronously so the next step never waits.
+
+use anyhow::{anyhow, bail, Result};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+
+use super::builder::{BoundCall, Graph};
+use super::params::{ParamStore, ALIGN_FLOATS};
+use super::plan::{place, Placement};
+use super::tensor::Role;
+use crate::runtime::buffers::Operand;
+use crate::runtime::launch::Prepared;
+use crate::runtime::{Gpu, GpuBuffer};
+
+/// What one step costs in GPU work and host traffic.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StepStats {
+    pub dispatches: usize,
+    pub submits: usize,
+    pub bytes_uploaded: u64,
+    pub bytes_read_back: u64,
+}
+
+const UNMAPPED: u8 = 0;
+const PENDING: u8 = 1;
+const READY: u8 = 2;
+const FAILED: u8 = 3;
+
+struct Staging {
+    buffer: wgpu::Buffer,
+    state: Arc<AtomicU8>,
+    steps: u64,
+}
+
+pub struct Executor {
+    pub prepared: Vec<Prepared>,
+    pub loss_names: Vec<String>,
+    pub arena_bytes: u64,
+    arena: Vec<GpuBuffer>,
+    loss_accum: GpuBuffer,
+    staging: Vec<Staging>,
+    next_staging: usize,
+    steps_since_log: u64,
+    reports: Vec<LossReport>,
+    pub steps_done: u64,
+    pub last_stats: StepStats,
+}
+
+/// Loss values averaged over the steps since the previous read.
+#[derive(Clone, Debug)]
+pub struct LossReport {
+    pub values: Vec<f32>,
+    pub steps: u64,
+}
+
+impl Executor {
+    /// Plans buffers for `steps` (the compiled dispatch list of `graph`), binds every tensor, and
+    /// prepares every dispatch. `externals` supplies the caller-owned buffers by name.
+    pub fn new(
+        gpu: &Gpu,
+        graph: &Graph,
+        steps: &[BoundCall],
+        store: &ParamStore,
+        externals: &[(&str, Operand<'_>)],
+    ) -> Result<Executor> {
+        let roots: Vec<_> = (0..graph.tensors.len()).map(|t| graph.root(super::TensorId(t))).collect();
+        let max_bind = gpu.limits.max_storage_buffer_binding_size as u64;
+        let align = (gpu.limits.min_storage_buffer_offset_alignment as u64).max(256);
+        let plan: Placement = place(&graph.tensors, &roots, steps, max_bind, align)?;
+        let arena = plan
+            .bank_bytes
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| gpu.zeros(&format!("arena{i}"), b))
+            .collect::<Result<Vec<_>>>()?;
+        let n_losses = graph.losses.len();
+        let loss_accum = gpu.zeros("loss_accum", (n_losses.max(1) * ALIGN_FLOATS) as u64 * 4)?;
+        let externals: HashMap<&str, Operand<'_>> = externals.iter().copied().collect();
+
+        let mut all_steps = steps.to_vec();
+        let mut extra_ops: Vec<Operand<'_>> = Vec::new();
+        // Loss accumulation: loss_accum[i] += loss_i, bound as extra operands after the graph tensors.
+        for (i, (_, t)) in graph.losses.iter().enumerate() {
+            let acc = crate::ops::elementwise::accumulate(1)?;
+            let acc_id = super::TensorId(graph.tensors.len() + extra_ops.len());
+            extra_ops.push(loss_accum.range_f32(i * ALIGN_FLOATS, 1));
+            all_steps.extend(acc.into_iter().map(|call| BoundCall { call, args: vec![acc_id, *t] }));
+        }
+
+        let operand = |t: super::TensorId| -> Result<Operand<'_>> {
+            if t.0 >= graph.tensors.len() {
+                return Ok(extra_ops[t.0 - graph.tensors.len()]);
+            }
+            let info = graph.info(t);
+            let root = graph.info(roots[t.0]);
+            let bytes = info.bytes();
+            Ok(match &root.role {
+                Role::Param(name) | Role::State(name) => store.operand(name)?,
+                Role::ParamGrad(name) => store.grad_operand(name)?,
+                Role::Span(buf, offset) => store.span_operand(*buf, *offset, root.len),
+                Role::External(name) if name == "counters" => store.counters.whole(),
+                Role::External(name) => {
+                    *externals.get(name.as_str()).ok_or_else(|| anyhow!("graph needs external buffer '{name}'"))?
+                }
+                Role::Transient => {
+                    let s = plan.slots[t.0].ok_or_else(|| anyhow!("tensor {} was never placed", info.name))?;
+                    Operand { buffer: &arena[s.bank].buffer, offset: s.offset, bytes: bytes.max(4) }
+                }
+                Role::View(_) => unreachable!("roots are never views"),
+            })
+        };
+        let mut prepared = Vec::with_capacity(all_steps.len());
+        for s in &all_steps {
+            let ops = s.args.iter().map(|&a| operand(a)).collect::<Result<Vec<_>>>()?;
+            prepared.push(gpu.prepare(&s.call, &ops).map_err(|e| anyhow!("planning {}: {e:#}", s.call.entry))?);
+        }
+        let staging = (0..2)
+            .map(|i| Staging {
+                buffer: gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some(&format!("loss-staging{i}")),
+                    size: loss_accum.bytes,
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                }),
+                state: Arc::new(AtomicU8::new(UNMAPPED)),
+                steps: 0,
+            })
+            .collect();
+        Ok(Executor {
+            prepared,
+            loss_names: graph.losses.iter().map(|(n, _)| n.clone()).collect(),
+            arena_bytes: plan.bank_bytes.iter().sum(),
+            arena,
+            loss_accum,
+            staging,
+            next_staging: 0,
+            steps_since_log: 0,
+            reports: Vec::new(),
+            steps_done: 0,
+            last_stats: StepStats::default(),
+        })
+    }
+
+    /// Records and submits one step. With `log`, the summed losses since the last log are copied to
+    /// a staging buffer and mapped asynchronously; collect them with `poll_losses`.
+    pub fn step(&mut self, gpu: &Gpu, log: bool) -> Result<()> {
+        let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("step") });
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            for p in &self.prepared {
+                p.encode(&mut pass);
+            }
+        }
+        self.steps_since_log += 1;
+        let mut read_back = 0;
+        let mut mapping = None;
+        if log {
+            let k = self.next_staging;
+            if self.staging[k].state.load(Ordering::Acquire) != UNMAPPED {
+                // Logging faster than the GPU finishes: wait for the older read instead of losing it.
+                self.collect(gpu, true)?;
+            }
+            enc.copy_buffer_to_buffer(&self.loss_accum.buffer, 0, &self.staging[k].buffer, 0, self.loss_accum.bytes);
+            enc.clear_buffer(&self.loss_accum.buffer, 0, None);
+            self.staging[k].steps = self.steps_since_log;
+            self.steps_since_log = 0;
+            self.next_staging = (k + 1) % self.staging.len();
+            read_back = self.loss_accum.bytes;
+            mapping = Some(k);
+        }
+        gpu.queue.submit([enc.finish()]);
+        if let Some(k) = mapping {
+            let st = self.staging[k].state.clone();
+            st.store(PENDING, Ordering::Release);
+            self.staging[k].buffer.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+                st.store(if r.is_ok() { READY } else { FAILED }, Ordering::Release);
+            });
+        }
+        let _ = gpu.device.poll(wgpu::PollType::Poll);
+        self.steps_done += 1;
+        self.last_stats =
+            StepStats { dispatches: self.prepared.len(), submits: 1, bytes_uploaded: 0, bytes_read_back: read_back };
+        Ok(())
+    }
+
+    /// Loss reports whose mapping has completed, oldest first; `wait` blocks until all are in.
+    pub fn poll_losses(&mut self, gpu: &Gpu, wait: bool) -> Result<Vec<LossReport>> {
+        self.collect(gpu, wait)?;
+        Ok(std::mem::take(&mut self.reports))
+    }
+
+    fn collect(&mut self, gpu: &Gpu, wait: bool) -> Result<()> {
+        let poll = if wait { wgpu::PollType::wait_indefinitely() } else { wgpu::PollType::Poll };
+        gpu.device.poll(poll).map_err(|e| anyhow!("waiting for the GPU: {e}"))?;
+        let n = self.loss_names.len();
+        for i in 0..self.staging.len() {
+            let k = (self.next_staging + i) % self.staging.len();
+            let s = &self.staging[k];
+            match s.state.load(Ordering::Acquire) {
+                READY => {
+                    let data = s.buffer.slice(..).get_mapped_range().map_err(|e| anyhow!("reading losses: {e}"))?;
+                    let words: &[f32] = bytemuck::cast_slice(&data);
+                    let values = (0..n).map(|j| words[j * ALIGN_FLOATS] / s.steps.max(1) as f32).collect();
+                    drop(data);
+                    s.buffer.unmap();
+                    s.state.store(UNMAPPED, Ordering::Release);
+                    self.reports.push(LossReport { values, steps: s.steps });
+                }
+                FAILED => bail!("mapping the loss staging buffer failed (device lost?)"),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Blocks until every submitted step has finished.
+    pub fn finish(&self, gpu: &Gpu) -> Result<()> {
+        gpu.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| anyhow!("waiting for the GPU: {e}"))?;
+        Ok(())
+    }
+
+    /// GPU time of each dispatch (timestamp queries), paired with its entry point name.
+    pub fn kernel_times(&self, gpu: &Gpu) -> Result<Option<Vec<(&'static str, f64)>>> {
+        Ok(gpu.kernel_times(&self.prepared)?.map(|t| self.prepared.iter().map(|p| p.entry).zip(t).collect()))
+    }
+
+    pub fn arena_buffers(&self) -> usize {
+        self.arena.len()
+    }
+}

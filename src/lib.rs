@@ -1,5 +1,7 @@
 //! Generative models trained end to end on the GPU through hand-written WGSL compute shaders.
 
+pub mod data;
 pub mod graph;
 pub mod ops;
 pub mod runtime;
+pub mod train;

@@ -1,0 +1,7 @@
+//! Datasets in host memory: the IDX parser and the dataset lookup (see DESIGN.md, "Data").
+
+pub mod dataset;
+pub mod idx;
+
+pub use dataset::{Dataset, Split, DEBIAN_DIR};
+pub use idx::{read_images, read_labels, write_idx, IdxError, Images};

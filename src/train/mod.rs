@@ -2,6 +2,7 @@
 
 pub mod checkpoint;
 pub mod images;
+pub mod model;
 
 use std::fs::{self, File};
 use std::io::Write;

@@ -1,0 +1,133 @@
+//! Layers as graph builders, with PyTorch's parameter names, layouts and default initialisation.
+
+use anyhow::{bail, Result};
+
+use crate::graph::{Graph, Init, Op, TensorId};
+use crate::ops::elementwise::Activation;
+
+/// How a layer's weights start.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum WeightInit {
+    /// PyTorch's default: kaiming-uniform with a = √5 (bound 1/√fan_in) and bias uniform ±1/√fan_in.
+    Default,
+    /// DCGAN: weights N(0, 0.02), no bias change (the DCGAN layers have none).
+    Dcgan,
+}
+
+fn weight_init(init: WeightInit, fan_in: usize) -> Init {
+    match init {
+        WeightInit::Default => Init::Uniform(1.0 / (fan_in as f32).sqrt()),
+        WeightInit::Dcgan => Init::Normal { mean: 0.0, std: 0.02 },
+    }
+}
+
+fn dims4(g: &Graph, x: TensorId, layer: &str) -> Result<[usize; 4]> {
+    match *g.shape(x) {
+        [n, c, h, w] => Ok([n, c, h, w]),
+        ref s => bail!("{layer}: expected an NCHW input, got shape {s:?}"),
+    }
+}
+
+/// Conv2d with PyTorch names `{prefix}.weight` [cout, cin, k, k] and `{prefix}.bias`.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d(
+    g: &mut Graph,
+    prefix: &str,
+    x: TensorId,
+    cout: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+    bias: bool,
+    init: WeightInit,
+) -> Result<TensorId> {
+    let [n, cin, h, w] = dims4(g, x, prefix)?;
+    let shape = crate::ops::conv::Conv2dShape { batch: n, cin, cout, h, w, k, stride, pad };
+    shape.validate(prefix)?;
+    let fan_in = cin * k * k;
+    let wt = g.param(&format!("{prefix}.weight"), &[cout, cin, k, k], weight_init(init, fan_in))?;
+    let mut inputs = vec![x, wt];
+    if bias {
+        inputs.push(g.param(&format!("{prefix}.bias"), &[cout], Init::Uniform(1.0 / (fan_in as f32).sqrt()))?);
+    }
+    let y = g.transient(&format!("{prefix}.out"), &[n, cout, shape.out_h(), shape.out_w()]);
+    g.push(Op::Conv2d(shape, bias), inputs, vec![y]);
+    Ok(y)
+}
+
+/// ConvTranspose2d with PyTorch names `{prefix}.weight` [cin, cout, k, k] and `{prefix}.bias`.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_transpose2d(
+    g: &mut Graph,
+    prefix: &str,
+    x: TensorId,
+    cout: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+    bias: bool,
+    init: WeightInit,
+) -> Result<TensorId> {
+    let [n, cin, h, w] = dims4(g, x, prefix)?;
+    let shape = crate::ops::conv_transpose::ConvTranspose2dShape { batch: n, cin, cout, h, w, k, stride, pad };
+    shape.validate(prefix)?;
+    // PyTorch computes fan_in of a transposed conv from weight.size(1) = cout.
+    let fan_in = cout * k * k;
+    let wt = g.param(&format!("{prefix}.weight"), &[cin, cout, k, k], weight_init(init, fan_in))?;
+    let mut inputs = vec![x, wt];
+    if bias {
+        inputs.push(g.param(&format!("{prefix}.bias"), &[cout], Init::Uniform(1.0 / (fan_in as f32).sqrt()))?);
+    }
+    let y = g.transient(&format!("{prefix}.out"), &[n, cout, shape.out_h(), shape.out_w()]);
+    g.push(Op::ConvT2d(shape, bias), inputs, vec![y]);
+    Ok(y)
+}
+
+/// Linear (y = x Wᵀ + b) with `{prefix}.weight` [out, in] and `{prefix}.bias` [out].
+pub fn linear(g: &mut Graph, prefix: &str, x: TensorId, out: usize, init: WeightInit) -> Result<TensorId> {
+    let [n, inp] = match *g.shape(x) {
+        [n, i] => [n, i],
+        ref s => bail!("{prefix}: expected a [batch, features] input, got {s:?}"),
+    };
+    let wt = g.param(&format!("{prefix}.weight"), &[out, inp], weight_init(init, inp))?;
+    let b = g.param(&format!("{prefix}.bias"), &[out], Init::Uniform(1.0 / (inp as f32).sqrt()))?;
+    let y = g.transient(&format!("{prefix}.out"), &[n, out]);
+    g.push(Op::Linear { batch: n, inp, out }, vec![x, wt, b], vec![y]);
+    Ok(y)
+}
+
+/// BatchNorm2d (or 1d on [N, C]) with `{prefix}.weight/.bias/.running_mean/.running_var`; training
+/// mode uses batch statistics and updates the running ones, eval mode uses the running ones.
+pub fn batchnorm(g: &mut Graph, prefix: &str, x: TensorId, training: bool, init: WeightInit) -> Result<TensorId> {
+    let s = g.shape(x).to_vec();
+    let (n, c, h, w) = match s[..] {
+        [n, c, h, w] => (n, c, h, w),
+        [n, c] => (n, c, 1, 1),
+        _ => bail!("{prefix}: batchnorm needs [N, C, H, W] or [N, C], got {s:?}"),
+    };
+    let gamma_init = match init {
+        WeightInit::Default => Init::Const(1.0),
+        WeightInit::Dcgan => Init::Normal { mean: 1.0, std: 0.02 },
+    };
+    let gamma = g.param(&format!("{prefix}.weight"), &[c], gamma_init)?;
+    let beta = g.param(&format!("{prefix}.bias"), &[c], Init::Const(0.0))?;
+    let rm = g.state(&format!("{prefix}.running_mean"), &[c], Init::Const(0.0))?;
+    let rv = g.state(&format!("{prefix}.running_var"), &[c], Init::Const(1.0))?;
+    let shape = crate::ops::batchnorm::BatchNormShape { n, c, h, w };
+    let y = g.transient(&format!("{prefix}.out"), &s);
+    if training {
+        let saved = g.transient(&format!("{prefix}.saved"), &[2 * c]);
+        g.push(Op::BatchNorm(shape), vec![x, gamma, beta, rm, rv], vec![y, saved]);
+    } else {
+        g.push(Op::BatchNormEval(shape), vec![x, gamma, beta, rm, rv], vec![y]);
+    }
+    Ok(y)
+}
+
+pub fn act(g: &mut Graph, x: TensorId, a: Activation) -> TensorId {
+    let name = format!("{}.{a:?}", g.info(x).name);
+    let shape = g.shape(x).to_vec();
+    let y = g.transient(&name, &shape);
+    g.push(Op::Act(a), vec![x], vec![y]);
+    y
+}

@@ -1,0 +1,52 @@
+//! What the training loop needs from a model. The VAE (and later the GAN) implement this; the loop,
+//! run directory, progress display, checkpoints and CLI are written against it alone.
+
+use anyhow::Result;
+
+use super::checkpoint::{Checkpoint, TensorData};
+use crate::runtime::Gpu;
+
+/// Test-set evaluation: named figures (e.g. "recon", "kl", "neg_elbo"), in a stable order.
+#[derive(Clone, Debug, Default)]
+pub struct Evaluation {
+    pub figures: Vec<(String, f64)>,
+}
+
+impl Evaluation {
+    pub fn get(&self, name: &str) -> Option<f64> {
+        self.figures.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+    }
+}
+
+/// Images for a PNG grid: NCHW values in `range`.
+pub struct ImageBatch {
+    pub data: Vec<f32>,
+    pub nchw: [usize; 4],
+    pub range: (f32, f32),
+}
+
+pub trait TrainableModel {
+    /// "vae" or "gan": stored in checkpoints so a resume of the other model is refused.
+    fn kind(&self) -> &'static str;
+    fn batch_size(&self) -> usize;
+    fn steps_per_epoch(&self) -> usize;
+    /// Names of the values `poll_losses` reports, in order (e.g. ["loss", "recon", "kl"]).
+    fn loss_names(&self) -> Vec<String>;
+    /// Shuffles and uploads the epoch's sample order (the only per-epoch upload).
+    fn start_epoch(&mut self, gpu: &Gpu, epoch: usize) -> Result<()>;
+    /// One training step: one submit. With `log`, losses since the last log are read back asynchronously.
+    fn step(&mut self, gpu: &Gpu, log: bool) -> Result<()>;
+    /// Loss averages that have arrived, oldest first: (steps covered, values in `loss_names` order).
+    fn poll_losses(&mut self, gpu: &Gpu, wait: bool) -> Result<Vec<(u64, Vec<f32>)>>;
+    /// Optimiser steps completed so far (restored by `load`).
+    fn global_step(&self) -> u64;
+    fn evaluate(&mut self, gpu: &Gpu) -> Result<Evaluation>;
+    /// A grid of samples from fixed noise (the same noise every call, so epochs are comparable).
+    fn samples(&mut self, gpu: &Gpu) -> Result<ImageBatch>;
+    /// Originals above their reconstructions (VAE) — `None` for models without one.
+    fn reconstructions(&mut self, gpu: &Gpu) -> Result<Option<ImageBatch>>;
+    /// Model weights under PyTorch state_dict names, plus optimiser state and step under `optim.`.
+    fn state(&self, gpu: &Gpu) -> Result<Vec<(String, TensorData)>>;
+    /// Restores what `state` saved; errors name the checkpoint and the tensor that is wrong.
+    fn load(&mut self, gpu: &Gpu, ckpt: &Checkpoint) -> Result<()>;
+}

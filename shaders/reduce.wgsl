@@ -1,1 +1,70 @@
-// reduce kernels
+// Deterministic reductions. Every invocation accumulates a fixed, strided subset of its range in a
+// fixed order, then the workgroup folds the 64 partial sums with a fixed-shape tree: the result
+// depends only on the input and its length, never on scheduling (no atomics).
+
+struct Params {
+    n: u32,     // elements to reduce (sum), or batch N (sum_channels)
+    c: u32,     // channels (sum_channels)
+    s: u32,     // spatial size per channel (sum_channels)
+    scale: f32, // multiplies the result: 1 for sum, 1/len for mean
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+
+// 64 invocations: lavapipe runs a workgroup on one CPU thread, and each barrier costs a switch
+// per 8-lane group, so a 256-wide 8-level tree costs ~35 us per workgroup against ~10 us here.
+const WG: u32 = 64u;
+
+var<workgroup> tree: array<f32, 64>;
+
+// Sum of `v` over the workgroup; every invocation gets the result.
+fn tree_sum(lid: u32, v: f32) -> f32 {
+    tree[lid] = v;
+    workgroupBarrier();
+    for (var k = WG / 2u; k > 0u; k = k >> 1u) {
+        if (lid < k) {
+            tree[lid] = tree[lid] + tree[lid + k];
+        }
+        workgroupBarrier();
+    }
+    let r = tree[0];
+    // Keeps a later call from overwriting tree[0] before everyone has read it.
+    workgroupBarrier();
+    return r;
+}
+
+// One workgroup: out[0] = scale * sum(x[0..n]). Measured on lavapipe at 1M elements: 9.1 ms, against
+// 8.1-54 ms for a two-pass version (fixed chunks of 262 144 down to 256 elements per workgroup, plus a
+// second pass): not worth a scratch operand. Sizes in the models are far smaller.
+@compute @workgroup_size(64)
+fn sum_forward(@builtin(local_invocation_index) lid: u32) {
+    var acc = 0.0;
+    for (var i = lid; i < p.n; i = i + WG) {
+        acc = acc + x[i];
+    }
+    let total = tree_sum(lid, acc);
+    if (lid == 0u) {
+        out[0] = p.scale * total;
+    }
+}
+
+// x is [n, c, s]; out[ch] = scale * sum over (n, s) of x[:, ch, :]. One workgroup per channel.
+@compute @workgroup_size(64)
+fn sum_channels_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let ch = wid.y * nwg.x + wid.x;
+    // Workgroups past the last channel (from grid folding) still join the barriers, then write nothing.
+    let valid = ch < p.c;
+    let m = select(0u, p.n * p.s, valid);
+    var acc = 0.0;
+    for (var i = lid; i < m; i = i + WG) {
+        let b = i / p.s;
+        let sp = i - b * p.s;
+        acc = acc + x[(b * p.c + ch) * p.s + sp];
+    }
+    let total = tree_sum(lid, acc);
+    if (lid == 0u && valid) {
+        out[ch] = p.scale * total;
+    }
+}

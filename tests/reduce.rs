@@ -1,0 +1,97 @@
+mod common;
+
+use common::*;
+use gputrain::ops::reduce;
+
+const SIZES: [usize; 6] = [1, 255, 256, 257, 100_000, 1_000_003];
+
+/// Small integers: every partial sum of up to 2^21 of them is an integer below 2^24, hence exact in
+/// f32, so the GPU must match the reference exactly; any lost or doubled element shows.
+fn ints(seed: u64, n: usize) -> Vec<f64> {
+    rand_vec(seed, n, -8.0, 9.0).into_iter().map(f64::floor).collect()
+}
+
+/// Rounds to f32 and back, so CPU references see exactly the values the GPU sees.
+fn f32_exact(v: Vec<f64>) -> Vec<f64> {
+    to_f64(&to_f32(&v))
+}
+
+#[test]
+fn sum_and_mean_are_exact_on_integers() {
+    for n in SIZES {
+        let x = ints(n as u64, n);
+        let want = reduce::cpu_sum(&x);
+        let out = run(&reduce::sum(n).unwrap(), &[&x], &[1]);
+        assert_eq!(out[1][0], want, "sum n={n}");
+        let out = run(&reduce::mean(n).unwrap(), &[&x], &[1]);
+        // Exact sum times f32(1/n): two roundings of relative size 2^-24 each.
+        assert_close(&format!("mean n={n}"), &out[1], &[reduce::cpu_mean(&x)], 1e-30, 2.0 * 2f64.powi(-24) * 1.01);
+    }
+}
+
+#[test]
+fn sum_of_floats_within_the_summation_error_bound() {
+    for n in SIZES {
+        let x = f32_exact(rand_vec(7 + n as u64, n, -1.0, 1.5));
+        let abs: f64 = x.iter().map(|v| v.abs()).sum();
+        // Recursive summation bound: each of the 64 invocations adds ceil(n/64) terms in sequence,
+        // then a 6-level tree: |error| <= (ceil(n/64) + 6) * 2^-24 * Σ|x|.
+        let bound = (n.div_ceil(64) + 6) as f64 * 2f64.powi(-24) * abs;
+        let out = run(&reduce::sum(n).unwrap(), &[&x], &[1]);
+        assert_close(&format!("sum n={n}"), &out[1], &[reduce::cpu_sum(&x)], bound, 0.0);
+    }
+}
+
+#[test]
+fn sums_are_bit_identical_across_runs() {
+    for n in [257, 1_000_003] {
+        let x = rand_vec(11, n, -1.0, 1.0);
+        let a = run(&reduce::sum(n).unwrap(), &[&x], &[1]);
+        let b = run(&reduce::sum(n).unwrap(), &[&x], &[1]);
+        assert_eq!(a[1][0].to_bits(), b[1][0].to_bits(), "sum n={n}");
+        let calls = reduce::sum_channels(4, 3, n / 4).unwrap();
+        let a = run(&calls, &[&x], &[3]);
+        let b = run(&calls, &[&x], &[3]);
+        assert_eq!(a[1], b[1], "sum_channels n={n}");
+    }
+}
+
+#[test]
+fn channel_and_row_sums() {
+    // (n, c, s): batch 1, odd sizes, linear bias [batch, features], conv bias shapes of the models.
+    for (n, c, s) in [(1, 1, 1), (1, 3, 7), (5, 1, 13), (3, 257, 1), (2, 32, 256), (2, 128, 16), (4, 7, 999)] {
+        let x = ints((n * c * s) as u64, n * c * s);
+        let out = run(&reduce::sum_channels(n, c, s).unwrap(), &[&x], &[c]);
+        assert_eq!(out[1], reduce::cpu_sum_channels(&x, n, c, s), "sum_channels {n}x{c}x{s}");
+    }
+    let (r, c) = (5, 2048);
+    let x = f32_exact(rand_vec(5, r * c, -1.0, 1.0));
+    let out = run(&reduce::sum_rows(r, c).unwrap(), &[&x], &[c]);
+    // Five terms per column added in sequence: at most 5 roundings of 2^-24 relative to Σ|x| <= 5.
+    assert_close("sum_rows", &out[1], &reduce::cpu_sum_channels(&x, r, c, 1), 5.0 * 5.0 * 2f64.powi(-24), 0.0);
+}
+
+#[test]
+fn bad_shapes_are_refused() {
+    let e = reduce::sum(0).unwrap_err().to_string();
+    assert!(e.contains("sum_forward") && e.contains("is 0"), "{e}");
+    let e = reduce::sum_channels(2, 0, 3).unwrap_err().to_string();
+    assert!(e.contains("sum_channels_forward") && e.contains("c is 0"), "{e}");
+    let e = reduce::sum_channels(1 << 16, 1 << 16, 2).unwrap_err().to_string();
+    assert!(e.contains("2^32"), "{e}");
+}
+
+/// Wall-clock per replay of the 1M-element sum (best of 5); run with
+/// `cargo test --release --test reduce -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn timing_sum_1m() {
+    let g = gpu();
+    let n = 1 << 20;
+    let x = g.upload_f32("x", &vec![1.0f32; n]).unwrap();
+    let out = g.zeros("out", 4).unwrap();
+    let prep: Vec<_> =
+        reduce::sum(n).unwrap().iter().map(|c| g.prepare(c, &[x.whole(), out.whole()]).unwrap()).collect();
+    let t = (0..5).map(|_| g.time_replay(&prep, 20).unwrap()).fold(f64::MAX, f64::min);
+    println!("sum of 1M elements: {:.3} ms", t * 1e3);
+}

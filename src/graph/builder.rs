@@ -48,6 +48,8 @@ pub struct Graph {
     pub params: Vec<ParamSpec>,
     /// Named scalar losses; their sum is what backward differentiates.
     pub losses: Vec<(String, TensorId)>,
+    /// Tensors the host reads after a step (images to save, encodings): kept alive to the end.
+    pub outputs: Vec<TensorId>,
     /// Parameters this graph reads but must not update (a GAN's G step through a frozen D).
     pub frozen: Vec<String>,
     by_name: HashMap<String, TensorId>,
@@ -152,6 +154,10 @@ impl Graph {
 
     pub fn push(&mut self, op: Op, inputs: Vec<TensorId>, outputs: Vec<TensorId>) {
         self.nodes.push(Node { op, inputs, outputs });
+    }
+
+    pub fn mark_output(&mut self, t: TensorId) {
+        self.outputs.push(t);
     }
 
     pub fn add_loss(&mut self, name: &str, t: TensorId) {

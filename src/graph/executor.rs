@@ -42,6 +42,8 @@ pub struct Executor {
     pub loss_names: Vec<String>,
     pub arena_bytes: u64,
     arena: Vec<GpuBuffer>,
+    /// Where each output tensor lives (arena bank, byte offset, bytes).
+    outputs: HashMap<super::TensorId, (usize, u64, u64)>,
     loss_accum: GpuBuffer,
     staging: Vec<Staging>,
     next_staging: usize,
@@ -71,7 +73,7 @@ impl Executor {
         let roots: Vec<_> = (0..graph.tensors.len()).map(|t| graph.root(super::TensorId(t))).collect();
         let max_bind = gpu.limits.max_storage_buffer_binding_size as u64;
         let align = (gpu.limits.min_storage_buffer_offset_alignment as u64).max(256);
-        let plan: Placement = place(&graph.tensors, &roots, steps, max_bind, align)?;
+        let plan: Placement = place(&graph.tensors, &roots, steps, &graph.outputs, max_bind, align)?;
         let arena = plan
             .bank_bytes
             .iter()
@@ -131,7 +133,13 @@ impl Executor {
                 steps: 0,
             })
             .collect();
+        let mut outputs = HashMap::new();
+        for &t in &graph.outputs {
+            let s = plan.slots[t.0].ok_or_else(|| anyhow!("output {} is not a transient tensor", graph.info(t).name))?;
+            outputs.insert(t, (s.bank, s.offset, graph.info(t).bytes()));
+        }
         Ok(Executor {
+            outputs,
             prepared,
             loss_names: graph.losses.iter().map(|(n, _)| n.clone()).collect(),
             arena_bytes: plan.bank_bytes.iter().sum(),
@@ -227,6 +235,12 @@ impl Executor {
     /// GPU time of each dispatch (timestamp queries), paired with its entry point name.
     pub fn kernel_times(&self, gpu: &Gpu) -> Result<Option<Vec<(&'static str, f64)>>> {
         Ok(gpu.kernel_times(&self.prepared)?.map(|t| self.prepared.iter().map(|p| p.entry).zip(t).collect()))
+    }
+
+    /// Reads an output tensor (one marked with `Graph::mark_output`) after the last step.
+    pub fn read(&self, gpu: &Gpu, t: super::TensorId) -> Result<Vec<f32>> {
+        let &(bank, offset, bytes) = self.outputs.get(&t).ok_or_else(|| anyhow!("tensor {t:?} is not a graph output"))?;
+        gpu.read_f32(Operand { buffer: &self.arena[bank].buffer, offset, bytes })
     }
 
     pub fn arena_buffers(&self) -> usize {

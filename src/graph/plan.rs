@@ -30,11 +30,13 @@ struct Live {
     last: usize,
 }
 
-/// Places the transient tensors of `steps`. `root[t]` resolves views to the tensor owning storage.
+/// Places the transient tensors of `steps`. `root[t]` resolves views to the tensor owning storage;
+/// `keep` lists tensors that must survive to the end of the step (outputs the host reads).
 pub fn place(
     tensors: &[TensorInfo],
     root: &[TensorId],
     steps: &[BoundCall],
+    keep: &[TensorId],
     max_bind: u64,
     align: u64,
 ) -> Result<Placement> {
@@ -46,6 +48,9 @@ pub fn place(
             first[r] = first[r].min(i);
             last[r] = last[r].max(i);
         }
+    }
+    for k in keep {
+        last[root[k.0].0] = steps.len();
     }
     let mut order: Vec<usize> =
         (0..n).filter(|&t| root[t].0 == t && tensors[t].role == Role::Transient && first[t] != usize::MAX).collect();

@@ -89,7 +89,7 @@ fn operand_beyond_max_binding_is_refused() {
     let fake = gputrain::runtime::buffers::Operand {
         buffer: &buf.buffer,
         offset: 0,
-        bytes: g.limits.max_storage_buffer_binding_size as u64 + 4,
+        bytes: g.limits.max_storage_buffer_binding_size + 4,
     };
     let e = g.check_call(&calls[0], &[fake]).unwrap_err().to_string();
     assert!(e.contains("max_storage_buffer_binding_size"), "{e}");

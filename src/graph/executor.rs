@@ -71,7 +71,7 @@ impl Executor {
         externals: &[(&str, Operand<'_>)],
     ) -> Result<Executor> {
         let roots: Vec<_> = (0..graph.tensors.len()).map(|t| graph.root(super::TensorId(t))).collect();
-        let max_bind = gpu.limits.max_storage_buffer_binding_size as u64;
+        let max_bind = gpu.limits.max_storage_buffer_binding_size;
         let align = (gpu.limits.min_storage_buffer_offset_alignment as u64).max(256);
         let plan: Placement = place(&graph.tensors, &roots, steps, &graph.outputs, max_bind, align)?;
         let arena = plan

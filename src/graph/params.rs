@@ -86,7 +86,7 @@ impl ParamStore {
             order.push(spec.name.clone());
         }
         let bytes = |n: usize| n.max(1) as u64 * 4;
-        let max = gpu.limits.max_storage_buffer_binding_size as u64;
+        let max = gpu.limits.max_storage_buffer_binding_size;
         if bytes(p_host.len()) > max {
             bail!(
                 "the model has {} parameters ({} MiB), above the adapter's max_storage_buffer_binding_size of {} MiB",

@@ -37,7 +37,7 @@ impl Gpu {
                 call.workgroups
             );
         }
-        let max_bind = self.limits.max_storage_buffer_binding_size as u64;
+        let max_bind = self.limits.max_storage_buffer_binding_size;
         let align = self.limits.min_storage_buffer_offset_alignment as u64;
         for (slot, &i) in call.operands.iter().enumerate() {
             let o = operands.get(i).ok_or_else(|| {

@@ -2,7 +2,11 @@
 
 pub mod checkpoint;
 pub mod images;
+pub mod metrics;
 pub mod model;
+pub mod progress;
+pub mod run;
+mod rundir;
 
 use std::fs::{self, File};
 use std::io::Write;

@@ -1,1 +1,212 @@
-//! batchnorm (in progress)
+//! Batch normalisation over NCHW with PyTorch's semantics (BatchNorm1d over [N, C] is H = W = 1).
+//!
+//! Training normalises with the batch mean and biased variance, and updates the running estimates
+//! in place with momentum 0.1 and the unbiased variance; evaluation uses the running estimates.
+//! The training forward leaves a `saved` operand of 2·C floats for the backward:
+//! `saved[c]` = batch mean, `saved[C + c]` = 1 / sqrt(biased variance + eps).
+
+use anyhow::{bail, Result};
+
+use super::{elements, nonzero};
+use crate::runtime::kernels::{grid, KernelCall, Params};
+use crate::runtime::Family;
+
+pub const EPS: f32 = 1e-5;
+pub const MOMENTUM: f32 = 0.1;
+
+/// Per-channel reductions run one 64-wide workgroup per channel; elementwise passes run one
+/// invocation per (channel, position) of the C·H·W plane, looping over the batch.
+const RWG: u32 = 64;
+const EWG: u32 = 256;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchNormShape {
+    pub n: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+}
+
+impl BatchNormShape {
+    pub fn hw(&self) -> usize {
+        self.h * self.w
+    }
+    /// Elements per channel, N·H·W: the count each statistic is taken over.
+    pub fn per_channel(&self) -> usize {
+        self.n * self.hw()
+    }
+    pub fn numel(&self) -> usize {
+        self.c * self.per_channel()
+    }
+
+    fn check(&self, op: &str) -> Result<usize> {
+        nonzero(op, &[("n", self.n), ("c", self.c), ("h", self.h), ("w", self.w)])?;
+        elements(op, &[self.n, self.c, self.h, self.w])
+    }
+
+    fn params(&self) -> Vec<u32> {
+        Params::new().u(self.n).u(self.c).u(self.hw()).u(self.c * self.hw()).f(EPS).f(MOMENTUM).words()
+    }
+
+    fn call(
+        &self,
+        entry: &'static str,
+        operands: Vec<usize>,
+        per_channel: bool,
+        flops_per_elem: f64,
+    ) -> Result<KernelCall> {
+        let workgroups =
+            if per_channel { grid(entry, self.c * RWG as usize, RWG)? } else { grid(entry, self.c * self.hw(), EWG)? };
+        Ok(KernelCall {
+            family: Family::Batchnorm,
+            entry,
+            params: self.params(),
+            operands,
+            workgroups,
+            flops: flops_per_elem * self.numel() as f64,
+        })
+    }
+}
+
+/// Training forward. Operands: `[x, gamma, beta, running_mean, running_var, saved, y]`
+/// (x, y: [N, C, H, W]; gamma, beta, running_*: [C]; saved: [2·C]). Writes saved and y, and
+/// updates running_mean and running_var in place. Two dispatches: per-channel statistics, then apply.
+pub fn train_forward(s: &BatchNormShape) -> Result<Vec<KernelCall>> {
+    let op = "batchnorm_forward";
+    s.check(op)?;
+    if s.per_channel() < 2 {
+        // PyTorch refuses this too: the unbiased running variance would divide by zero.
+        bail!("{op}: training needs more than 1 value per channel, got N·H·W = {}", s.per_channel());
+    }
+    Ok(vec![
+        s.call("batchnorm_stats", vec![0, 3, 4, 5], true, 4.0)?,
+        s.call("batchnorm_forward", vec![0, 1, 2, 5, 6], false, 4.0)?,
+    ])
+}
+
+/// Evaluation forward with the running statistics. Operands: `[x, gamma, beta, running_mean, running_var, y]`.
+pub fn eval_forward(s: &BatchNormShape) -> Result<Vec<KernelCall>> {
+    let op = "batchnorm_eval_forward";
+    s.check(op)?;
+    Ok(vec![s.call(op, vec![0, 1, 2, 3, 4, 5], false, 5.0)?])
+}
+
+/// Backward of the training forward. Operands: `[x, dy, gamma, saved, dgamma, dbeta, dx]`.
+/// Writes (does not accumulate) dgamma, dbeta and dx. Two dispatches: the per-channel sums into
+/// dgamma/dbeta, then dx, which reads them back.
+pub fn backward(s: &BatchNormShape) -> Result<Vec<KernelCall>> {
+    s.check("batchnorm_backward")?;
+    Ok(vec![
+        s.call("batchnorm_backward_gamma_beta", vec![0, 1, 3, 4, 5], true, 4.0)?,
+        s.call("batchnorm_backward_input", vec![0, 1, 2, 3, 4, 5, 6], false, 9.0)?,
+    ])
+}
+
+/// What the training forward produces: output, batch statistics (biased variance) and the updated
+/// running estimates.
+#[derive(Clone, Debug)]
+pub struct TrainForward {
+    pub y: Vec<f64>,
+    pub mean: Vec<f64>,
+    pub var: Vec<f64>,
+    pub running_mean: Vec<f64>,
+    pub running_var: Vec<f64>,
+}
+
+fn index(s: &BatchNormShape, b: usize, ch: usize, sp: usize) -> usize {
+    (b * s.c + ch) * s.hw() + sp
+}
+
+/// Per-channel (mean, biased variance) in f64.
+pub fn cpu_stats(x: &[f64], s: &BatchNormShape) -> (Vec<f64>, Vec<f64>) {
+    let m = s.per_channel() as f64;
+    let mut mean = vec![0.0; s.c];
+    let mut var = vec![0.0; s.c];
+    for ch in 0..s.c {
+        for b in 0..s.n {
+            for sp in 0..s.hw() {
+                mean[ch] += x[index(s, b, ch, sp)];
+            }
+        }
+        mean[ch] /= m;
+        for b in 0..s.n {
+            for sp in 0..s.hw() {
+                let d = x[index(s, b, ch, sp)] - mean[ch];
+                var[ch] += d * d;
+            }
+        }
+        var[ch] /= m;
+    }
+    (mean, var)
+}
+
+fn apply(x: &[f64], s: &BatchNormShape, gamma: &[f64], beta: &[f64], mean: &[f64], var: &[f64]) -> Vec<f64> {
+    let mut y = vec![0.0; x.len()];
+    for b in 0..s.n {
+        for ch in 0..s.c {
+            let inv_std = 1.0 / (var[ch] + EPS as f64).sqrt();
+            for sp in 0..s.hw() {
+                let i = index(s, b, ch, sp);
+                y[i] = gamma[ch] * (x[i] - mean[ch]) * inv_std + beta[ch];
+            }
+        }
+    }
+    y
+}
+
+pub fn cpu_train_forward(
+    x: &[f64],
+    gamma: &[f64],
+    beta: &[f64],
+    running_mean: &[f64],
+    running_var: &[f64],
+    s: &BatchNormShape,
+) -> TrainForward {
+    let (mean, var) = cpu_stats(x, s);
+    let m = s.per_channel() as f64;
+    let mom = MOMENTUM as f64;
+    let running_mean = running_mean.iter().zip(&mean).map(|(r, b)| (1.0 - mom) * r + mom * b).collect();
+    let running_var = running_var.iter().zip(&var).map(|(r, v)| (1.0 - mom) * r + mom * v * m / (m - 1.0)).collect();
+    let y = apply(x, s, gamma, beta, &mean, &var);
+    TrainForward { y, mean, var, running_mean, running_var }
+}
+
+pub fn cpu_eval_forward(
+    x: &[f64],
+    gamma: &[f64],
+    beta: &[f64],
+    running_mean: &[f64],
+    running_var: &[f64],
+    s: &BatchNormShape,
+) -> Vec<f64> {
+    apply(x, s, gamma, beta, running_mean, running_var)
+}
+
+/// Gradients of the training forward (batch statistics recomputed from x): (dx, dgamma, dbeta).
+pub fn cpu_backward(x: &[f64], dy: &[f64], gamma: &[f64], s: &BatchNormShape) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let (mean, var) = cpu_stats(x, s);
+    let m = s.per_channel() as f64;
+    let inv_std: Vec<f64> = var.iter().map(|v| 1.0 / (v + EPS as f64).sqrt()).collect();
+    let xhat = |i: usize, ch: usize| (x[i] - mean[ch]) * inv_std[ch];
+    let mut dgamma = vec![0.0; s.c];
+    let mut dbeta = vec![0.0; s.c];
+    for b in 0..s.n {
+        for ch in 0..s.c {
+            for sp in 0..s.hw() {
+                let i = index(s, b, ch, sp);
+                dgamma[ch] += dy[i] * xhat(i, ch);
+                dbeta[ch] += dy[i];
+            }
+        }
+    }
+    let mut dx = vec![0.0; x.len()];
+    for b in 0..s.n {
+        for ch in 0..s.c {
+            for sp in 0..s.hw() {
+                let i = index(s, b, ch, sp);
+                dx[i] = gamma[ch] * inv_std[ch] * (dy[i] - dbeta[ch] / m - xhat(i, ch) * dgamma[ch] / m);
+            }
+        }
+    }
+    (dx, dgamma, dbeta)
+}

@@ -1,9 +1,18 @@
 //! Command-line interface: parses flags and hands off to the library.
 
-use anyhow::Result;
-use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use serde_json::{json, Value};
+
+use gputrain::data::Dataset;
 use gputrain::runtime::{BackendChoice, Gpu};
+use gputrain::train::checkpoint;
+use gputrain::train::model::{ImageBatch, TrainableModel};
+use gputrain::train::run::{self, RunOptions, StopReason};
 
 #[derive(Parser)]
 #[command(name = "gputrain", version, about = "Train a DCGAN or a VAE on the GPU with hand-written WGSL kernels")]
@@ -19,6 +28,109 @@ struct Cli {
 enum Command {
     /// Print the adapter, backend, limits and features the kernels will run on.
     Info,
+    /// Train a model; writes a run directory (config, logs, images, checkpoints).
+    #[command(subcommand)]
+    Train(TrainCmd),
+    /// Evaluate a checkpoint on the test set.
+    #[command(subcommand)]
+    Eval(EvalCmd),
+    /// Write a PNG grid of images from a checkpoint.
+    #[command(subcommand)]
+    Sample(SampleCmd),
+}
+
+#[derive(Subcommand)]
+enum TrainCmd {
+    /// The convolutional VAE (Fashion-MNIST, 1×32×32).
+    Vae(TrainVae),
+    /// The DCGAN (not implemented yet).
+    Gan {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        args: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum EvalCmd {
+    /// Test-set reconstruction, KL and negative ELBO (nats/image) of a VAE checkpoint.
+    Vae {
+        #[arg(long, value_name = "FILE")]
+        checkpoint: PathBuf,
+        /// Dataset directory (default: the one the checkpoint was trained on, else the usual lookup).
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum SampleCmd {
+    /// Decoded z ~ N(0, I), or with --interpolate a latent walk between two test images.
+    Vae(SampleVae),
+}
+
+/// Hyper-parameters left out when resuming are taken from the checkpoint, so that
+/// `train vae --resume F` alone continues the run it came from.
+#[derive(Args)]
+struct TrainVae {
+    /// Total epochs [default: 10].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    epochs: Option<u64>,
+    /// Images per step [default: 128].
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Adam learning rate [default: 1e-3].
+    #[arg(long)]
+    lr: Option<f32>,
+    /// Latent dimensions [default: 32].
+    #[arg(long)]
+    latent: Option<usize>,
+    /// Seed of initialisation, shuffling and noise [default: 0].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Directory with the (Fashion-)MNIST IDX files [default: /usr/share/datasets/fashion-mnist, else the
+    /// embedded subset].
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Run directory [default: runs/vae-<timestamp>, or the resumed checkpoint's run].
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Stop once the global step reaches N (for smoke tests).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    max_steps: Option<u64>,
+    /// Continue from a checkpoint (exactly: same batches, same random numbers).
+    #[arg(long, value_name = "CHECKPOINT")]
+    resume: Option<PathBuf>,
+    /// Read the losses back every N steps.
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    log_every: u64,
+    /// Plain log lines instead of a progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+struct SampleVae {
+    #[arg(long, value_name = "FILE")]
+    checkpoint: PathBuf,
+    /// Images to draw (at most 64) [default: 64, or 16 frames with --interpolate].
+    #[arg(long)]
+    n: Option<usize>,
+    /// Output PNG [default: samples.png, or interpolation.png].
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Seed of the latent draws.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Walk the latent space from test image --from to test image --to instead of sampling.
+    #[arg(long)]
+    interpolate: bool,
+    #[arg(long, default_value_t = 0)]
+    from: usize,
+    #[arg(long, default_value_t = 1)]
+    to: usize,
+    /// Dataset for --interpolate's test images (default: the checkpoint's, else the usual lookup).
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
 }
 
 fn main() {
@@ -30,7 +142,8 @@ fn main() {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let gpu = || Gpu::new(BackendChoice::resolve(cli.backend)?);
+    let backend = BackendChoice::resolve(cli.backend)?;
+    let gpu = || Gpu::new(backend);
     match cli.command {
         Command::Info => {
             let g = gpu()?;
@@ -40,5 +153,175 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Train(TrainCmd::Vae(a)) => train_vae(a, backend, gpu),
+        Command::Train(TrainCmd::Gan { .. }) => {
+            bail!("the GAN is not implemented yet; `train vae` is the model available now")
+        }
+        Command::Eval(EvalCmd::Vae { checkpoint, data }) => eval_vae(&checkpoint, data.as_deref(), gpu),
+        Command::Sample(SampleCmd::Vae(a)) => sample_vae(a, gpu),
     }
+}
+
+/// The VAE's hyper-parameters as stored in a run's settings.
+struct VaeSettings {
+    batch_size: usize,
+    lr: f32,
+    latent: usize,
+    seed: u64,
+}
+
+impl VaeSettings {
+    /// From a checkpoint's settings, with the defaults for anything missing.
+    fn from_json(s: &Value) -> VaeSettings {
+        let u = |k: &str, d: u64| s.get(k).and_then(Value::as_u64).unwrap_or(d);
+        VaeSettings {
+            batch_size: u("batch_size", 128) as usize,
+            lr: s.get("lr").and_then(Value::as_f64).unwrap_or(1e-3) as f32,
+            latent: u("latent", 32) as usize,
+            seed: u("seed", 0),
+        }
+    }
+}
+
+/// What the CLI needs from the VAE beyond training: decoding latents and encoding test images.
+trait LatentModel: TrainableModel {
+    fn latent(&self) -> usize;
+    fn decode(&mut self, gpu: &Gpu, z: &[f32]) -> Result<ImageBatch>;
+    /// μ of the given test images, `latent` floats each.
+    fn encode_test(&mut self, gpu: &Gpu, indices: &[usize]) -> Result<Vec<f32>>;
+}
+
+fn new_vae(_gpu: &Gpu, _s: &VaeSettings, _data: &Dataset) -> Result<Box<dyn LatentModel>> {
+    bail!("the VAE is not part of this build yet")
+}
+
+/// Refuses out-of-range hyper-parameters before the dataset and the GPU are touched.
+fn check_vae_settings(s: &VaeSettings) -> Result<()> {
+    if s.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    if s.latent == 0 {
+        bail!("--latent must be at least 1");
+    }
+    if !(s.lr.is_finite() && s.lr > 0.0) {
+        bail!("--lr {}: must be a positive number", s.lr);
+    }
+    Ok(())
+}
+
+fn checkpoint_settings(path: &Path) -> Result<Value> {
+    run::checkpoint_settings(&checkpoint::load(path)?)
+}
+
+/// `--data` if given, else the directory the checkpoint's run used (if it still exists), else the usual lookup.
+fn load_data(flag: Option<&Path>, settings: &Value) -> Result<Dataset> {
+    let trained_on = settings.get("data").and_then(Value::as_str).map(PathBuf::from).filter(|d| d.is_dir());
+    let data = Dataset::load(flag.or(trained_on.as_deref()))?;
+    println!("data: {}", data.source);
+    Ok(data)
+}
+
+fn train_vae(a: TrainVae, backend: BackendChoice, gpu: impl Fn() -> Result<Gpu>) -> Result<()> {
+    let from = match &a.resume {
+        Some(p) => checkpoint_settings(p).context("--resume")?,
+        None => Value::Null,
+    };
+    let d = VaeSettings::from_json(&from);
+    let s = VaeSettings {
+        batch_size: a.batch_size.unwrap_or(d.batch_size),
+        lr: a.lr.unwrap_or(d.lr),
+        latent: a.latent.unwrap_or(d.latent),
+        seed: a.seed.unwrap_or(d.seed),
+    };
+    check_vae_settings(&s)?;
+    let epochs = a.epochs.or(from.get("epochs").and_then(Value::as_u64)).unwrap_or(10);
+    let data_dir = a.data.clone().or(from.get("data").and_then(Value::as_str).map(PathBuf::from));
+    let data = Dataset::load(data_dir.as_deref())?;
+    let settings = json!({
+        "model": "vae",
+        "epochs": epochs,
+        "batch_size": s.batch_size,
+        "lr": s.lr,
+        "latent": s.latent,
+        "seed": s.seed,
+        "data": data_dir.as_ref().map(|d| d.display().to_string()),
+        "dataset": data.source,
+        "max_steps": a.max_steps,
+        "log_every": a.log_every,
+        "backend": backend.to_string(),
+    });
+    let gpu = gpu()?;
+    println!("data: {}", data.source);
+    let mut model = new_vae(&gpu, &s, &data)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    run::install_interrupt_handler(stop.clone())?;
+    let opts = RunOptions {
+        epochs,
+        max_steps: a.max_steps,
+        out: a.out,
+        quiet: a.quiet,
+        log_every: a.log_every,
+        resume: a.resume,
+        settings,
+        stop,
+    };
+    let summary = run::train(&gpu, model.as_mut(), &opts)?;
+    let what = match summary.stop {
+        StopReason::Finished => "finished",
+        StopReason::MaxSteps => "stopped at --max-steps",
+        StopReason::Interrupted => "interrupted",
+    };
+    println!("{what} at step {}; run directory {}", summary.global_step, summary.run_dir.display());
+    Ok(())
+}
+
+fn eval_vae(path: &Path, data: Option<&Path>, gpu: impl Fn() -> Result<Gpu>) -> Result<()> {
+    let settings = checkpoint_settings(path).context("--checkpoint")?;
+    let data = load_data(data, &settings)?;
+    let gpu = gpu()?;
+    let mut model = new_vae(&gpu, &VaeSettings::from_json(&settings), &data)?;
+    let eval = run::evaluate_checkpoint(&gpu, model.as_mut(), path)?;
+    let f = |k: &str| eval.get(k).map(|v| format!("{v:.3}")).unwrap_or_else(|| "?".into());
+    println!("test set: recon {}  KL {}  negative ELBO {} nats/image", f("recon"), f("kl"), f("neg_elbo"));
+    Ok(())
+}
+
+fn sample_vae(a: SampleVae, gpu: impl Fn() -> Result<Gpu>) -> Result<()> {
+    let n = a.n.unwrap_or(if a.interpolate { 16 } else { 64 });
+    if !(1..=64).contains(&n) || (a.interpolate && n < 2) {
+        bail!("--n {n}: must be between {} and 64", if a.interpolate { 2 } else { 1 });
+    }
+    let out = a.out.unwrap_or_else(|| PathBuf::from(if a.interpolate { "interpolation.png" } else { "samples.png" }));
+    let settings = checkpoint_settings(&a.checkpoint).context("--checkpoint")?;
+    let data = load_data(a.data.as_deref(), &settings)?;
+    if a.interpolate {
+        for (flag, i) in [("--from", a.from), ("--to", a.to)] {
+            if i >= data.test.n {
+                bail!("{flag} {i}: the test set has {} images", data.test.n);
+            }
+        }
+    }
+    let gpu = gpu()?;
+    let mut model = new_vae(&gpu, &VaeSettings::from_json(&settings), &data)?;
+    run::load_checkpoint(&gpu, model.as_mut(), &a.checkpoint)?;
+    let latent = model.latent();
+    let z: Vec<f32> = if a.interpolate {
+        let mu = model.encode_test(&gpu, &[a.from, a.to])?;
+        let (za, zb) = mu.split_at(latent);
+        (0..n)
+            .flat_map(|k| {
+                let t = k as f32 / (n - 1) as f32;
+                za.iter().zip(zb).map(move |(p, q)| p + t * (q - p))
+            })
+            .collect()
+    } else {
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(a.seed);
+        let normal = rand_distr::Normal::new(0.0f32, 1.0).expect("unit normal");
+        (0..n * latent).map(|_| rand_distr::Distribution::sample(&normal, &mut rng)).collect()
+    };
+    let images = model.decode(&gpu, &z)?;
+    run::save_batch(&out, &images)?;
+    println!("wrote {} ({n} images)", out.display());
+    Ok(())
 }

@@ -416,3 +416,51 @@ fn bad_output_directories_and_checkpoints_are_refused_before_writing() {
     assert!(err.to_string().contains("--max-steps"), "{err}");
     assert!(!out.exists());
 }
+
+/// Runs the `gputrain` binary; returns (exit code, stdout, stderr).
+fn cli(args: &[&str], cwd: &Path) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gputrain")).args(args).current_dir(cwd).output().unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+}
+
+/// The error line, ignoring the loader's own noise (e.g. Mesa's XDG_RUNTIME_DIR complaint).
+fn error_line(stderr: &str) -> &str {
+    stderr.lines().find(|l| l.starts_with("error:")).unwrap_or("")
+}
+
+#[test]
+fn cli_refuses_bad_input_with_one_clear_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (code, _, err) = cli(&["train", "gan", "--epochs", "3"], dir);
+    assert_eq!(code, 1);
+    assert!(error_line(&err).contains("the GAN is not implemented yet"), "{err}");
+
+    for (args, want) in [
+        (&["train", "vae", "--data", "nowhere"][..], "error: loading --data nowhere: nowhere: not a directory"),
+        (&["train", "vae", "--lr", "0"], "error: --lr 0: must be a positive number"),
+        (&["train", "vae", "--batch-size", "0"], "error: --batch-size must be at least 1"),
+        (
+            &["eval", "vae", "--checkpoint", "missing.safetensors"],
+            "error: --checkpoint: reading checkpoint missing.safetensors",
+        ),
+        (&["sample", "vae", "--checkpoint", "x", "--n", "65"], "error: --n 65: must be between 1 and 64"),
+        (&["train", "vae", "--resume", "gone.safetensors"], "error: --resume: reading checkpoint gone.safetensors"),
+    ] {
+        let (code, _, err) = cli(args, dir);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(error_line(&err).starts_with(want), "{args:?}: {err}");
+        assert_eq!(err.lines().filter(|l| l.starts_with("error:")).count(), 1, "{err}");
+    }
+    // clap's own errors (bad numbers, zero epochs) exit 2 naming the flag.
+    for (args, flag) in
+        [(&["train", "vae", "--epochs", "0"][..], "--epochs"), (&["train", "vae", "--max-steps", "x"], "--max-steps")]
+    {
+        let (code, _, err) = cli(args, dir);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(error_line(&err).contains(flag), "{args:?}: {err}");
+    }
+    // Nothing was written anywhere.
+    assert!(listing(dir).is_empty(), "{:?}", listing(dir));
+}

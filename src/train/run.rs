@@ -382,7 +382,9 @@ impl Run<'_> {
         if let Some(recon) = self.model.reconstructions(gpu)? {
             let dir = self.dir.join("recon");
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            save_batch(&dir.join(&file), &recon)?;
+            // Originals fill the top half, so a short batch (fewer than 8 pairs) gets one row of each.
+            let cols = (recon.nchw[0] / 2).clamp(1, GRID_COLS);
+            save_grid(&dir.join(&file), &recon.data, recon.nchw, cols, recon.range)?;
         }
         self.logs.plot()?;
         self.save_checkpoint((!partial).then_some(epoch))?;

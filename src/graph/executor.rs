@@ -135,7 +135,8 @@ impl Executor {
             .collect();
         let mut outputs = HashMap::new();
         for &t in &graph.outputs {
-            let s = plan.slots[t.0].ok_or_else(|| anyhow!("output {} is not a transient tensor", graph.info(t).name))?;
+            let s =
+                plan.slots[t.0].ok_or_else(|| anyhow!("output {} is not a transient tensor", graph.info(t).name))?;
             outputs.insert(t, (s.bank, s.offset, graph.info(t).bytes()));
         }
         Ok(Executor {
@@ -239,7 +240,8 @@ impl Executor {
 
     /// Reads an output tensor (one marked with `Graph::mark_output`) after the last step.
     pub fn read(&self, gpu: &Gpu, t: super::TensorId) -> Result<Vec<f32>> {
-        let &(bank, offset, bytes) = self.outputs.get(&t).ok_or_else(|| anyhow!("tensor {t:?} is not a graph output"))?;
+        let &(bank, offset, bytes) =
+            self.outputs.get(&t).ok_or_else(|| anyhow!("tensor {t:?} is not a graph output"))?;
         gpu.read_f32(Operand { buffer: &self.arena[bank].buffer, offset, bytes })
     }
 

@@ -202,7 +202,7 @@ impl Logs {
     pub fn losses(&mut self, step: u64, covered: u64, values: &[f32], images_per_s: f64) -> Result<()> {
         let mut row = vec![step.to_string(), epoch_of(step, self.steps_per_epoch).to_string()];
         row.extend(values.iter().map(|v| num32(*v)));
-        row.push(num(images_per_s));
+        row.push(format!("{images_per_s:.1}"));
         self.metrics.row(&row)?;
         self.metric_points.push((step, values.iter().map(|&v| v as f64).collect()));
         if let Some(&first) = values.first() {

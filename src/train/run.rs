@@ -242,6 +242,8 @@ impl Run<'_> {
             let epoch_end = ((epoch_index + 1) * self.spe).min(self.target);
             let epoch_started = Instant::now();
             self.model.start_epoch(gpu, epoch_index as usize)?;
+            // images/s measures training only, not the evaluation and images written between epochs.
+            self.last_arrival = Instant::now();
             while self.step < epoch_end {
                 let log = (self.step + 1).is_multiple_of(self.opts.log_every) || self.step + 1 == epoch_end;
                 self.model.step(gpu, log)?;

@@ -87,7 +87,8 @@ fn all_variants_match_cpu_on_odd_shapes() {
 
 #[test]
 fn tall_tile_matches_cpu() {
-    // M >= TALL_MIN_M takes the 128-row tile; 515 rows leave a ragged last tile.
+    // 515 rows leave a ragged last tile of the 128-row kernel.
+    assert!(matmul::uses_tall_tile(515, 70));
     for (i, make) in VARIANTS.into_iter().enumerate() {
         check_matmul(make(515, 70, 37), i == 0, i == 2, false, 900 + i as u64);
     }
@@ -105,7 +106,8 @@ fn portable_path_is_bit_identical_to_the_fast_path() {
     // Same FMAs in the same k order: the paths must agree exactly, not just within tolerance.
     for (i, make) in VARIANTS.into_iter().enumerate() {
         // The last shape takes the tall (128-row) entry point.
-        for (m, n, k) in [(5, 9, 13), (70, 66, 37), (515, 20, 9)] {
+        assert!(matmul::uses_tall_tile(515, 70) && !matmul::uses_tall_tile(70, 66));
+        for (m, n, k) in [(5, 9, 13), (70, 66, 37), (515, 70, 9)] {
             let s = make(m, n, k);
             let seed = 500 + 10 * i as u64 + m as u64;
             let fast = check_matmul(s, true, true, false, seed);

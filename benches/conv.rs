@@ -1,0 +1,111 @@
+//! Throughput of the conv family on every convolution and transposed convolution of the two models
+//! (DESIGN.md) at batch 128: forward, input gradient and weight gradient of each layer.
+//!
+//! `cargo bench --bench conv`; `GPUTRAIN_BENCH_QUICK=1` times a single replay per case (smoke test).
+//! GFLOP/s counts 2·(multiply-adds of the convolution) for every pass, the same work in all three.
+//! Times are host wall-clock per replay of prepared dispatches (`Gpu::time_replay`), so on a busy
+//! machine they include whatever else competes for the CPU that lavapipe runs on.
+
+use anyhow::Result;
+use gputrain::ops::conv::{self, Conv2dShape};
+use gputrain::ops::conv_transpose::{self as convt, ConvTranspose2dShape};
+use gputrain::runtime::{BackendChoice, Gpu, KernelCall};
+
+const BATCH: usize = 128;
+
+enum Layer {
+    Conv(Conv2dShape),
+    ConvT(ConvTranspose2dShape),
+}
+
+fn conv(cin: usize, cout: usize, hw: usize, k: usize, stride: usize, pad: usize) -> Layer {
+    Layer::Conv(Conv2dShape { batch: BATCH, cin, cout, h: hw, w: hw, k, stride, pad })
+}
+
+fn convt(cin: usize, cout: usize, hw: usize, k: usize, stride: usize, pad: usize) -> Layer {
+    Layer::ConvT(ConvTranspose2dShape { batch: BATCH, cin, cout, h: hw, w: hw, k, stride, pad })
+}
+
+/// (pass, calls, operand lengths in operand order) for the three passes of a layer.
+type Pass = (&'static str, Vec<KernelCall>, Vec<usize>);
+
+fn passes(layer: &Layer) -> Result<(String, f64, Vec<Pass>)> {
+    Ok(match layer {
+        Layer::Conv(s) => (
+            format!("Conv({}→{},k{}s{}p{}) {}²", s.cin, s.cout, s.k, s.stride, s.pad, s.h),
+            s.flops(),
+            vec![
+                ("forward", conv::forward(s, true, false)?, vec![s.x_len(), s.w_len(), s.cout, s.y_len()]),
+                ("backward_input", conv::backward_input(s)?, vec![s.y_len(), s.w_len(), s.x_len()]),
+                ("backward_weight", conv::backward_weight(s)?, vec![s.x_len(), s.y_len(), s.w_len()]),
+            ],
+        ),
+        Layer::ConvT(s) => (
+            format!("ConvT({}→{},k{}s{}p{}) {}²", s.cin, s.cout, s.k, s.stride, s.pad, s.h),
+            s.flops(),
+            vec![
+                ("forward", convt::forward(s, true, false)?, vec![s.x_len(), s.w_len(), s.cout, s.y_len()]),
+                ("backward_input", convt::backward_input(s)?, vec![s.y_len(), s.w_len(), s.x_len()]),
+                ("backward_weight", convt::backward_weight(s)?, vec![s.x_len(), s.y_len(), s.w_len()]),
+            ],
+        ),
+    })
+}
+
+fn main() -> Result<()> {
+    let gpu = Gpu::new(BackendChoice::resolve(None)?)?;
+    let quick = std::env::var("GPUTRAIN_BENCH_QUICK").is_ok_and(|v| v == "1");
+    let reps = if quick { 1 } else { 5 };
+    println!("adapter: {}   batch {BATCH}   {reps} replays per case", gpu.describe());
+    let models = [
+        (
+            "VAE",
+            vec![
+                ("encoder.0", conv(1, 32, 32, 4, 2, 1)),
+                ("encoder.3", conv(32, 64, 16, 4, 2, 1)),
+                ("encoder.6", conv(64, 128, 8, 4, 2, 1)),
+                ("decoder.0", convt(128, 64, 4, 4, 2, 1)),
+                ("decoder.3", convt(64, 32, 8, 4, 2, 1)),
+                ("decoder.6", convt(32, 1, 16, 4, 2, 1)),
+            ],
+        ),
+        (
+            "DCGAN",
+            vec![
+                ("generator.0", convt(100, 256, 1, 4, 1, 0)),
+                ("generator.3", convt(256, 128, 4, 4, 2, 1)),
+                ("generator.6", convt(128, 64, 8, 4, 2, 1)),
+                ("generator.9", convt(64, 1, 16, 4, 2, 1)),
+                ("discriminator.0", conv(1, 64, 32, 4, 2, 1)),
+                ("discriminator.2", conv(64, 128, 16, 4, 2, 1)),
+                ("discriminator.5", conv(128, 256, 8, 4, 2, 1)),
+                ("discriminator.8", conv(256, 1, 4, 4, 1, 0)),
+            ],
+        ),
+    ];
+    println!("{:<6} {:<16} {:<26} {:<16} {:>9} {:>9}", "model", "layer", "shape", "pass", "ms", "GFLOP/s");
+    for (model, layers) in &models {
+        let (mut total_s, mut total_flops) = (0.0, 0.0);
+        for (name, layer) in layers {
+            let (desc, flops, passes) = passes(layer)?;
+            for (pass, calls, lens) in passes {
+                let bufs = lens.iter().map(|&n| gpu.zeros(pass, n as u64 * 4)).collect::<Result<Vec<_>>>()?;
+                let ops: Vec<_> = bufs.iter().map(|b| b.whole()).collect();
+                let prepared = calls.iter().map(|c| gpu.prepare(c, &ops)).collect::<Result<Vec<_>>>()?;
+                let t = gpu.time_replay(&prepared, reps)?;
+                total_s += t;
+                total_flops += flops;
+                println!("{model:<6} {name:<16} {desc:<26} {pass:<16} {:>9.2} {:>9.2}", t * 1e3, flops / t * 1e-9);
+            }
+        }
+        println!(
+            "{model:<6} {:<16} {:<26} {:<16} {:>9.2} {:>9.2}",
+            "all layers",
+            "",
+            "3 passes",
+            total_s * 1e3,
+            total_flops / total_s * 1e-9
+        );
+    }
+    Ok(())
+}

@@ -126,18 +126,15 @@ struct RowSet {
     ok: vec4<bool>,
 }
 
-// Columns c0, c0 + step, c0 + 2 step, c0 + 3 step of each row.
+// Columns c0, c0 + step, c0 + 2 step, c0 + 3 step of a row, and of each row of a set.
+fn row4(base: u32, ok: bool, c0: i32, step: i32, width: u32) -> vec4<f32> {
+    return vec4<f32>(b1_at(base, c0, width, ok), b1_at(base, c0 + step, width, ok),
+                     b1_at(base, c0 + 2 * step, width, ok), b1_at(base, c0 + 3 * step, width, ok));
+}
+
 fn gather(rs: RowSet, c0: i32, step: i32, width: u32) -> Px {
-    return Px(
-        vec4<f32>(b1_at(rs.base.x, c0, width, rs.ok.x), b1_at(rs.base.x, c0 + step, width, rs.ok.x),
-                  b1_at(rs.base.x, c0 + 2 * step, width, rs.ok.x), b1_at(rs.base.x, c0 + 3 * step, width, rs.ok.x)),
-        vec4<f32>(b1_at(rs.base.y, c0, width, rs.ok.y), b1_at(rs.base.y, c0 + step, width, rs.ok.y),
-                  b1_at(rs.base.y, c0 + 2 * step, width, rs.ok.y), b1_at(rs.base.y, c0 + 3 * step, width, rs.ok.y)),
-        vec4<f32>(b1_at(rs.base.z, c0, width, rs.ok.z), b1_at(rs.base.z, c0 + step, width, rs.ok.z),
-                  b1_at(rs.base.z, c0 + 2 * step, width, rs.ok.z), b1_at(rs.base.z, c0 + 3 * step, width, rs.ok.z)),
-        vec4<f32>(b1_at(rs.base.w, c0, width, rs.ok.w), b1_at(rs.base.w, c0 + step, width, rs.ok.w),
-                  b1_at(rs.base.w, c0 + 2 * step, width, rs.ok.w), b1_at(rs.base.w, c0 + 3 * step, width, rs.ok.w)),
-    );
+    return Px(row4(rs.base.x, rs.ok.x, c0, step, width), row4(rs.base.y, rs.ok.y, c0, step, width),
+              row4(rs.base.z, rs.ok.z, c0, step, width), row4(rs.base.w, rs.ok.w, c0, step, width));
 }
 
 // Each row shifted one column left, with the value at column c entering on the right.
@@ -166,6 +163,55 @@ fn put(i: u32, v: f32) {
         b4[i] = b4[i] + v;
     } else {
         b4[i] = v;
+    }
+}
+
+// Where a lane's ROWS x 4 pixels go in b4: pixel (row i, column j) of channel c is at
+// row[i] + c * plane + col0 + j * step, stored if row_ok[i], col0 + j * step < width, c < channels.
+struct Out4 {
+    row: vec4<u32>,
+    row_ok: vec4<bool>,
+    col0: u32,
+    step: u32,
+    width: u32,
+    plane: u32,
+    channels: u32,
+}
+
+// Stores one channel's pixels (+ bias[c] with HAS_BIAS).
+fn store_px(v: Px, c: u32, o: Out4) {
+    if (c >= o.channels) {
+        return;
+    }
+    var bias = 0.0;
+    if ((p.flags & HAS_BIAS) != 0u) {
+        bias = b3[c];
+    }
+    var r = v;
+    for (var i = 0u; i < ROWS; i++) {
+        if (o.row_ok[i]) {
+            let q = r.r0 + vec4<f32>(bias);
+            for (var j = 0u; j < 4u; j++) {
+                let col = o.col0 + j * o.step;
+                if (col < o.width) {
+                    put(o.row[i] + c * o.plane + col, q[j]);
+                }
+            }
+        }
+        r = Px(r.r1, r.r2, r.r3, r.r0);
+    }
+}
+
+// Stores all CH channels through rotations (8 stores compiled instead of 256).
+fn store_acc(acc: Acc, c0: u32, o: Out4) {
+    var a = acc;
+    for (var j = 0u; j < 4u; j++) {
+        var g = a.g0;
+        a = Acc(a.g1, a.g2, a.g3, a.g0);
+        for (var l = 0u; l < 8u; l++) {
+            store_px(g.c0, c0 + 8u * j + l, o);
+            g = Ch8(g.c1, g.c2, g.c3, g.c4, g.c5, g.c6, g.c7, g.c0);
+        }
     }
 }
 
@@ -208,42 +254,10 @@ fn fwd_rows(t: FwdTile, ci: u32, kh: u32) -> RowSet {
     return RowSet(base, ok);
 }
 
-// Stores a channel's pixels of the tile.
-fn fwd_store(v: Px, co: u32, t: FwdTile) {
-    if (co >= p.cout) {
-        return;
-    }
-    var bias = 0.0;
-    if ((p.flags & HAS_BIAS) != 0u) {
-        bias = b3[co];
-    }
-    var r = v;
-    for (var i = 0u; i < ROWS; i++) {
-        let row = t.row0 + i;
-        if (row < p.batch * p.oh) {
-            let y = ((row / p.oh) * p.cout + co) * p.oh * p.ow + (row % p.oh) * p.ow + t.ow0;
-            let q = r.r0 + vec4<f32>(bias);
-            for (var c = 0u; c < 4u; c++) {
-                if (t.ow0 + c < p.ow) {
-                    put(y + c, q[c]);
-                }
-            }
-        }
-        r = Px(r.r1, r.r2, r.r3, r.r0);
-    }
-}
-
-// Stores all CH channels through rotations (8 stores compiled instead of 256).
-fn fwd_store_acc(acc: Acc, co0: u32, t: FwdTile) {
-    var a = acc;
-    for (var j = 0u; j < 4u; j++) {
-        var g = a.g0;
-        a = Acc(a.g1, a.g2, a.g3, a.g0);
-        for (var l = 0u; l < 8u; l++) {
-            fwd_store(g.c0, co0 + 8u * j + l, t);
-            g = Ch8(g.c1, g.c2, g.c3, g.c4, g.c5, g.c6, g.c7, g.c0);
-        }
-    }
+fn fwd_out(t: FwdTile) -> Out4 {
+    let rows = vec4<u32>(t.row0) + vec4<u32>(0u, 1u, 2u, 3u);
+    let row = (rows / p.oh) * p.cout * p.oh * p.ow + (rows % p.oh) * p.ow;
+    return Out4(row, t.row_ok, t.ow0, 1u, p.ow, p.oh * p.ow, p.cout);
 }
 
 // Portable path: one channel's tile as plain sums in the fast path's order.
@@ -278,7 +292,7 @@ fn conv2d_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
     if (!use_fast(sg_size)) {
         let t = fwd_tile((g % groups_n) * LANES + li);
         for (var c = 0u; c < CH; c++) {
-            fwd_store(fwd_portable_channel(co0 + c, t), co0 + c, t);
+            store_px(fwd_portable_channel(co0 + c, t), co0 + c, fwd_out(t));
         }
         return;
     }
@@ -302,7 +316,7 @@ fn conv2d_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
             }
         }
     }
-    fwd_store_acc(acc, co0, t);
+    store_acc(acc, co0, fwd_out(t));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -350,40 +364,10 @@ fn bwd_col(t: BwdTile, kw: u32) -> i32 {
     return (i32(t.pw + p.pad) - i32(kw)) / i32(p.stride) + i32(t.sc0);
 }
 
-fn bwd_store(v: Px, ci: u32, t: BwdTile) {
-    if (ci >= p.cin) {
-        return;
-    }
-    var bias = 0.0;
-    if ((p.flags & HAS_BIAS) != 0u) {
-        bias = b3[ci];
-    }
-    var r = v;
-    for (var i = 0u; i < ROWS; i++) {
-        let ih = t.ph + p.stride * (t.sr0 + i);
-        if (t.row_ok[i]) {
-            let q = r.r0 + vec4<f32>(bias);
-            for (var c = 0u; c < 4u; c++) {
-                let iw = t.pw + p.stride * (t.sc0 + c);
-                if (iw < p.w) {
-                    put(((t.n * p.cin + ci) * p.h + ih) * p.w + iw, q[c]);
-                }
-            }
-        }
-        r = Px(r.r1, r.r2, r.r3, r.r0);
-    }
-}
-
-fn bwd_store_acc(acc: Acc, ci0: u32, t: BwdTile) {
-    var a = acc;
-    for (var j = 0u; j < 4u; j++) {
-        var g = a.g0;
-        a = Acc(a.g1, a.g2, a.g3, a.g0);
-        for (var l = 0u; l < 8u; l++) {
-            bwd_store(g.c0, ci0 + 8u * j + l, t);
-            g = Ch8(g.c1, g.c2, g.c3, g.c4, g.c5, g.c6, g.c7, g.c0);
-        }
-    }
+fn bwd_out(t: BwdTile) -> Out4 {
+    let ih = vec4<u32>(t.ph) + p.stride * (vec4<u32>(t.sr0) + vec4<u32>(0u, 1u, 2u, 3u));
+    let row = t.n * p.cin * p.h * p.w + select(vec4<u32>(0u), ih, t.row_ok) * p.w;
+    return Out4(row, t.row_ok, t.pw + p.stride * t.sc0, p.stride, p.w, p.h * p.w, p.cin);
 }
 
 fn bwd_portable_channel(ci: u32, t: BwdTile) -> Px {
@@ -416,7 +400,7 @@ fn conv2d_backward_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_wor
     if (!use_fast(sg_size)) {
         let t = bwd_tile((g % groups_n) * LANES + li);
         for (var c = 0u; c < CH; c++) {
-            bwd_store(bwd_portable_channel(ci0 + c, t), ci0 + c, t);
+            store_px(bwd_portable_channel(ci0 + c, t), ci0 + c, bwd_out(t));
         }
         return;
     }
@@ -440,7 +424,7 @@ fn conv2d_backward_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_wor
             }
         }
     }
-    bwd_store_acc(acc, ci0, t);
+    store_acc(acc, ci0, bwd_out(t));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -646,4 +630,148 @@ fn conv2d_bias_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
         }
         b2[c] = v;
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// conv2d_backward_input_k4s2: the input gradient for k = 4, stride 2 (any padding) when Cin is small,
+// where the 32-channel tile above would mostly compute channels that do not exist. With k = 4, s = 2
+// each dX pixel receives 4 taps, from the dY rows and columns floor(i/2) and floor(i/2) - 1 of its
+// block: a lane owns an 8 x 8 block of dX (rows 2*oh0 - p .. + 8, columns likewise) of one input
+// channel, reads the 5 x 5 dY window (oh0 - 1 .., ow0 - 1 ..) once per output channel and applies the
+// 16 weights, shared by broadcast (2 loads per lane). Bindings as conv2d_backward_input. Tiles are
+// numbered channel-major with aux1 tiles per channel (a multiple of 8) so that a workgroup shares
+// its channel; aux0 = row blocks, ctiles = column blocks per image.
+
+// Eight dX columns of a row (cols 0-3, 4-7) and five dY values of a window row (cols 0-3, 4).
+struct Row8 {
+    lo: vec4<f32>,
+    hi: vec4<f32>,
+}
+
+struct Win5 {
+    a: vec4<f32>,
+    e: f32,
+}
+
+struct Block8 {
+    r0: Row8,
+    r1: Row8,
+    r2: Row8,
+    r3: Row8,
+    r4: Row8,
+    r5: Row8,
+    r6: Row8,
+    r7: Row8,
+}
+
+// One dX row from one dY window row: column j gets dy[j/2 + 1] * w[j%2] + dy[j/2] * w[j%2 + 2], where
+// `w` holds the kernel row's 4 weights.
+fn k4s2_row(acc: Row8, d: Win5, w: vec4<f32>) -> Row8 {
+    let w01 = w.xyxy;
+    let w23 = w.zwzw;
+    var lo = fma(d.a.yyzz, w01, acc.lo);
+    lo = fma(d.a.xxyy, w23, lo);
+    var hi = fma(vec4<f32>(d.a.ww, d.e, d.e), w01, acc.hi);
+    hi = fma(d.a.zzww, w23, hi);
+    return Row8(lo, hi);
+}
+
+// Row i of the block takes window rows i/2 + 1 (kernel row i%2) and i/2 (kernel row i%2 + 2).
+fn k4s2_block(b: Block8, d0: Win5, d1: Win5, d2: Win5, d3: Win5, d4: Win5, w: mat4x4<f32>) -> Block8 {
+    return Block8(
+        k4s2_row(k4s2_row(b.r0, d1, w[0]), d0, w[2]),
+        k4s2_row(k4s2_row(b.r1, d1, w[1]), d0, w[3]),
+        k4s2_row(k4s2_row(b.r2, d2, w[0]), d1, w[2]),
+        k4s2_row(k4s2_row(b.r3, d2, w[1]), d1, w[3]),
+        k4s2_row(k4s2_row(b.r4, d3, w[0]), d2, w[2]),
+        k4s2_row(k4s2_row(b.r5, d3, w[1]), d2, w[3]),
+        k4s2_row(k4s2_row(b.r6, d4, w[0]), d3, w[2]),
+        k4s2_row(k4s2_row(b.r7, d4, w[1]), d3, w[3]),
+    );
+}
+
+fn k4s2_win(base: u32, oh: i32, ow0: i32) -> Win5 {
+    let ok = oh >= 0 && oh < i32(p.oh);
+    let b = base + u32(select(0, oh, ok)) * p.ow;
+    return Win5(vec4<f32>(b1_at(b, ow0, p.ow, ok), b1_at(b, ow0 + 1, p.ow, ok), b1_at(b, ow0 + 2, p.ow, ok),
+                          b1_at(b, ow0 + 3, p.ow, ok)), b1_at(b, ow0 + 4, p.ow, ok));
+}
+
+// The 16 weights W[co, ci, .., ..] as rows of a matrix: lane l loaded elements 2l and 2l + 1.
+fn k4s2_weights(mine: vec2<f32>) -> mat4x4<f32> {
+    return mat4x4<f32>(
+        vec4<f32>(subgroupBroadcast(mine.x, 0u), subgroupBroadcast(mine.y, 0u), subgroupBroadcast(mine.x, 1u),
+                  subgroupBroadcast(mine.y, 1u)),
+        vec4<f32>(subgroupBroadcast(mine.x, 2u), subgroupBroadcast(mine.y, 2u), subgroupBroadcast(mine.x, 3u),
+                  subgroupBroadcast(mine.y, 3u)),
+        vec4<f32>(subgroupBroadcast(mine.x, 4u), subgroupBroadcast(mine.y, 4u), subgroupBroadcast(mine.x, 5u),
+                  subgroupBroadcast(mine.y, 5u)),
+        vec4<f32>(subgroupBroadcast(mine.x, 6u), subgroupBroadcast(mine.y, 6u), subgroupBroadcast(mine.x, 7u),
+                  subgroupBroadcast(mine.y, 7u)),
+    );
+}
+
+fn k4s2_weights_direct(at: u32) -> mat4x4<f32> {
+    return mat4x4<f32>(vec4<f32>(b2[at], b2[at + 1u], b2[at + 2u], b2[at + 3u]),
+                       vec4<f32>(b2[at + 4u], b2[at + 5u], b2[at + 6u], b2[at + 7u]),
+                       vec4<f32>(b2[at + 8u], b2[at + 9u], b2[at + 10u], b2[at + 11u]),
+                       vec4<f32>(b2[at + 12u], b2[at + 13u], b2[at + 14u], b2[at + 15u]));
+}
+
+fn k4s2_store(v: Row8, ci: u32, n: u32, ih: i32, iw0: i32, ok: bool) {
+    if (!ok || ih < 0 || ih >= i32(p.h)) {
+        return;
+    }
+    var bias = 0.0;
+    if ((p.flags & HAS_BIAS) != 0u) {
+        bias = b3[ci];
+    }
+    let row = ((n * p.cin + ci) * p.h + u32(ih)) * p.w;
+    for (var c = 0u; c < 8u; c++) {
+        let iw = iw0 + i32(c);
+        let q = select(v.hi, v.lo, c < 4u);
+        if (iw >= 0 && iw < i32(p.w)) {
+            put(row + u32(iw), q[c % 4u] + bias);
+        }
+    }
+}
+
+@compute @workgroup_size(8)
+fn conv2d_backward_input_k4s2(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                              @builtin(local_invocation_index) li: u32, @builtin(subgroup_invocation_id) sg_lane: u32,
+                              @builtin(subgroup_size) sg_size: u32) {
+    let fast = use_fast(sg_size);
+    let lane = select(li, sg_lane, fast);
+    let nt = (wid.y * nwg.x + wid.x) * LANES + lane;
+    let ci = nt / p.aux1;
+    let idx = nt % p.aux1;
+    let ok = ci < p.cin && idx < p.batch * p.aux0 * p.ctiles;
+    let n = idx / (p.aux0 * p.ctiles);
+    let oh0 = i32((idx / p.ctiles) % p.aux0) * 4;
+    let ow0 = i32(idx % p.ctiles) * 4;
+    let cic = min(ci, p.cin - 1u);
+    var b: Block8;
+    for (var co = 0u; co < p.cout; co++) {
+        let wat = (co * p.cin + cic) * 16u;
+        var w: mat4x4<f32>;
+        if (fast) {
+            w = k4s2_weights(vec2<f32>(b2[wat + 2u * lane], b2[wat + 2u * lane + 1u]));
+        } else {
+            w = k4s2_weights_direct(wat);
+        }
+        let base = (n * p.cout + co) * p.oh * p.ow;
+        b = k4s2_block(b, k4s2_win(base, oh0 - 1, ow0 - 1), k4s2_win(base, oh0, ow0 - 1),
+                       k4s2_win(base, oh0 + 1, ow0 - 1), k4s2_win(base, oh0 + 2, ow0 - 1),
+                       k4s2_win(base, oh0 + 3, ow0 - 1), w);
+    }
+    let ih0 = 2 * oh0 - i32(p.pad);
+    let iw0 = 2 * ow0 - i32(p.pad);
+    k4s2_store(b.r0, cic, n, ih0, iw0, ok);
+    k4s2_store(b.r1, cic, n, ih0 + 1, iw0, ok);
+    k4s2_store(b.r2, cic, n, ih0 + 2, iw0, ok);
+    k4s2_store(b.r3, cic, n, ih0 + 3, iw0, ok);
+    k4s2_store(b.r4, cic, n, ih0 + 4, iw0, ok);
+    k4s2_store(b.r5, cic, n, ih0 + 5, iw0, ok);
+    k4s2_store(b.r6, cic, n, ih0 + 6, iw0, ok);
+    k4s2_store(b.r7, cic, n, ih0 + 7, iw0, ok);
 }

@@ -21,8 +21,9 @@ const COLS: usize = 4;
 const HAS_BIAS: usize = 1;
 const ACCUMULATE: usize = 2;
 const PORTABLE: usize = 4;
-/// Index of `flags` in the uniform block.
+/// Index of `flags` in the uniform block, and the block's size in words (shaders/conv.wgsl: Params).
 const FLAGS_WORD: usize = 10;
+const PARAM_WORDS: usize = 16;
 
 /// Geometry of a convolution: input [batch, cin, h, w], weight [cout, cin, k, k], square kernel,
 /// the same stride and zero padding in both directions.
@@ -197,6 +198,24 @@ pub fn backward_input(shape: &Conv2dShape) -> Result<Vec<KernelCall>> {
 pub fn backward_input_with(shape: &Conv2dShape, bias: bool, accumulate: bool) -> Result<Vec<KernelCall>> {
     let op = "conv2d_backward_input";
     shape.validate(op)?;
+    let operands = if bias { vec![0, 1, 2, 3] } else { vec![0, 1, 1, 2] };
+    let flags = flags(bias, accumulate);
+    if shape.k == 4 && shape.stride == 2 && shape.cin <= K4S2_MAX_CIN {
+        // 8x8 blocks of dX starting at row/column -pad, numbered per input channel, padded to whole
+        // workgroups so that a workgroup shares its channel's weights.
+        let op = "conv2d_backward_input_k4s2";
+        let (rb, cb) = ((shape.h + shape.pad).div_ceil(8), (shape.w + shape.pad).div_ceil(8));
+        let per_channel = (shape.batch * rb * cb).next_multiple_of(LANES);
+        let t = Tiling { m_tiles: 1, n_tiles: shape.cin * per_channel, ctiles: cb, aux: (rb, per_channel) };
+        return Ok(vec![KernelCall {
+            family: Family::Conv,
+            entry: op,
+            params: shape.params(flags, &t),
+            operands,
+            workgroups: grid(op, t.n_tiles, LANES as u32)?,
+            flops: shape.flops(),
+        }]);
+    }
     let s = shape.stride;
     // Pixels are tiled per class (ih mod s, iw mod s) on the grid of every s-th row and column.
     let (sh, sw) = (shape.h.div_ceil(s), shape.w.div_ceil(s));
@@ -205,16 +224,19 @@ pub fn backward_input_with(shape: &Conv2dShape, bias: bool, accumulate: bool) ->
     // Tiles per class padded to whole workgroups so that a workgroup never spans two classes.
     let per_class = (shape.batch * rtiles * ctiles).next_multiple_of(LANES);
     let t = Tiling { m_tiles: shape.cin.div_ceil(CH), n_tiles: s * s * per_class, ctiles, aux: (rtiles, per_class) };
-    let operands = if bias { vec![0, 1, 2, 3] } else { vec![0, 1, 1, 2] };
     Ok(vec![KernelCall {
         family: Family::Conv,
         entry: op,
-        params: shape.params(flags(bias, accumulate), &t),
+        params: shape.params(flags, &t),
         operands,
         workgroups: t.workgroups(op)?,
         flops: shape.flops(),
     }])
 }
+
+/// Input channels up to which `backward_input` uses the k = 4, stride 2 block kernel: its cost does
+/// not depend on the 32-channel blocks of the general kernel, which it beats below this (measured).
+const K4S2_MAX_CIN: usize = 8;
 
 /// Operands: `[x, dy, dw]`; dw = conv2d weight gradient (overwritten).
 pub fn backward_weight(shape: &Conv2dShape) -> Result<Vec<KernelCall>> {
@@ -248,8 +270,9 @@ pub fn backward_weight_with(shape: &Conv2dShape, accumulate: bool) -> Result<Vec
 /// Subgroups per workgroup of `conv2d_backward_weight`, and its invocations.
 const BW_SUBGROUPS: usize = 8;
 const BW_WG: usize = BW_SUBGROUPS * LANES;
-/// Enough subgroups to keep every core busy when the output is small (measured on 2 cores: more
-/// splits than this only add reduction work).
+/// Subgroups wanted per dispatch before K is split further. On the 2-core software adapter the
+/// model layers time the same with 16, 32 or 64 (more splits only add reduction work); 64 leaves
+/// room for wider machines.
 const BW_MIN_SUBGROUPS: usize = 64;
 
 /// K splits per tile group (a power of two up to 8): as few as give BW_MIN_SUBGROUPS subgroups,
@@ -272,11 +295,15 @@ pub fn bias_grad_with(batch: usize, c: usize, h: usize, w: usize, accumulate: bo
     let op = "conv2d_bias_grad";
     nonzero(op, &[("batch", batch), ("c", c), ("h", h), ("w", w)])?;
     let n = elements(op, &[batch, c, h, w])?;
-    let params = Params::new().u(batch).u(0).u(c).u(h).u(w).u(0).u(0).u(0).u(0).u(0);
+    // The conv uniform block with batch, cout = c, h, w and flags set; the other fields are unused.
+    let mut params = Params::new().u(batch).u(0).u(c).u(h).u(w).words();
+    params.resize(FLAGS_WORD, 0);
+    params.push(flags(false, accumulate) as u32);
+    params.resize(PARAM_WORDS, 0);
     Ok(vec![KernelCall {
         family: Family::Conv,
         entry: op,
-        params: params.u(flags(false, accumulate)).u(0).u(0).u(0).u(0).u(0).words(),
+        params,
         operands: vec![0, 1],
         workgroups: grid(op, c * BW_WG, BW_WG as u32)?,
         flops: n as f64,

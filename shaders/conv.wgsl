@@ -775,3 +775,78 @@ fn conv2d_backward_input_k4s2(@builtin(workgroup_id) wid: vec3<u32>, @builtin(nu
     k4s2_store(b.r6, cic, n, ih0 + 6, iw0, ok);
     k4s2_store(b.r7, cic, n, ih0 + 7, iw0, ok);
 }
+
+// ---------------------------------------------------------------------------------------------
+// conv2d_backward_input_dense: the input gradient when the output is 1 x 1, the input k x k and the
+// padding 0 (a transposed convolution of a 1 x 1 input, k <= 4): every tap reaches exactly one input
+// pixel, dX[n, ci, kh, kw] = sum over co of dY[n, co] * W[co, ci, kh, kw], a dense product that the
+// general tile would run at 1/k^2 efficiency. A lane's tile is 4 images (rows) x the 4 columns kw of
+// one kernel row kh, for 32 channels whose weight rows W[co, ci, kh, 0..3] are broadcast as vec4s.
+// Tiles are numbered kh-major with aux1 tiles per kernel row (a multiple of 8).
+
+fn px_fma_rows(a: Px, w: vec4<f32>, d: vec4<f32>) -> Px {
+    return Px(fma(w, vec4<f32>(d.x), a.r0), fma(w, vec4<f32>(d.y), a.r1), fma(w, vec4<f32>(d.z), a.r2),
+              fma(w, vec4<f32>(d.w), a.r3));
+}
+
+fn ch8_fma_rows(a: Ch8, mine: vec4<f32>, d: vec4<f32>) -> Ch8 {
+    return Ch8(
+        px_fma_rows(a.c0, subgroupBroadcast(mine, 0u), d),
+        px_fma_rows(a.c1, subgroupBroadcast(mine, 1u), d),
+        px_fma_rows(a.c2, subgroupBroadcast(mine, 2u), d),
+        px_fma_rows(a.c3, subgroupBroadcast(mine, 3u), d),
+        px_fma_rows(a.c4, subgroupBroadcast(mine, 4u), d),
+        px_fma_rows(a.c5, subgroupBroadcast(mine, 5u), d),
+        px_fma_rows(a.c6, subgroupBroadcast(mine, 6u), d),
+        px_fma_rows(a.c7, subgroupBroadcast(mine, 7u), d),
+    );
+}
+
+// W[co, ci, kh, 0..3] at element offset `at` (columns past k read as 0).
+fn w_row(at: u32) -> vec4<f32> {
+    let kw = vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(p.k);
+    return select(vec4<f32>(0.0), vec4<f32>(b2[at], b2[at + min(1u, p.k - 1u)], b2[at + min(2u, p.k - 1u)],
+                                            b2[at + min(3u, p.k - 1u)]), kw);
+}
+
+@compute @workgroup_size(8)
+fn conv2d_backward_input_dense(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                               @builtin(local_invocation_index) li: u32, @builtin(subgroup_invocation_id) sg_lane: u32,
+                               @builtin(subgroup_size) sg_size: u32) {
+    let g = wid.y * nwg.x + wid.x;
+    let groups_n = (p.n_tiles + LANES - 1u) / LANES;
+    let m = g / groups_n;
+    if (m >= p.m_tiles) {
+        return;
+    }
+    let fast = use_fast(sg_size);
+    let nt = (g % groups_n) * LANES + select(li, sg_lane, fast);
+    let kh = min(nt / p.aux1, p.k - 1u);
+    let n0 = (nt % p.aux1) * ROWS;
+    let imgs = vec4<u32>(n0) + vec4<u32>(0u, 1u, 2u, 3u);
+    let ok = (imgs < vec4<u32>(p.batch)) & vec4<bool>(nt / p.aux1 < p.k);
+    let dyat = min(imgs, vec4<u32>(p.batch - 1u)) * p.cout;
+    let ci0 = m * CH;
+    let kk = p.k * p.k;
+    let o = Out4(imgs * p.cin * kk + kh * p.k, ok, 0u, 1u, p.k, kk, p.cin);
+    if (!fast) {
+        for (var c = 0u; c < CH; c++) {
+            var px: Px;
+            for (var co = 0u; co < p.cout; co++) {
+                let d = vec4<f32>(b1[dyat.x + co], b1[dyat.y + co], b1[dyat.z + co], b1[dyat.w + co]);
+                px = px_fma_rows(px, w_row((co * p.cin + min(ci0 + c, p.cin - 1u)) * kk + kh * p.k), d);
+            }
+            store_px(px, ci0 + c, o);
+        }
+        return;
+    }
+    let wc = lane_channels(ci0, sg_lane, p.cin, kk) + kh * p.k;
+    var acc: Acc;
+    for (var co = 0u; co < p.cout; co++) {
+        let d = vec4<f32>(b1[dyat.x + co], b1[dyat.y + co], b1[dyat.z + co], b1[dyat.w + co]);
+        let wo = co * p.cin * kk;
+        acc = Acc(ch8_fma_rows(acc.g0, w_row(wc.x + wo), d), ch8_fma_rows(acc.g1, w_row(wc.y + wo), d),
+                  ch8_fma_rows(acc.g2, w_row(wc.z + wo), d), ch8_fma_rows(acc.g3, w_row(wc.w + wo), d));
+    }
+    store_acc(acc, ci0, o);
+}

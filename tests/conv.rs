@@ -30,6 +30,8 @@ fn odd_shapes() -> Vec<Conv2dShape> {
         shape(2, 7, 9, 6, 9, 3, 2, 0),
         shape(1, 3, 33, 9, 11, 3, 3, 2),
         shape(1, 1, 1, 5, 7, 4, 2, 1),
+        // 1x1 output of a k x k input without padding: the dense input-gradient kernel, k < 4 columns.
+        shape(5, 6, 37, 3, 3, 3, 1, 0),
     ]
 }
 
@@ -155,8 +157,14 @@ type Case<'a> = (Vec<KernelCall>, Vec<&'a [f64]>, usize);
 #[test]
 fn portable_path_is_bit_identical() {
     // The path for adapters whose subgroups are not 8 lanes performs the same FMAs in the same order.
-    // The first shape's input gradient takes the k 4 stride 2 block kernel (3 input channels).
-    for s in [shape(2, 3, 33, 9, 7, 4, 2, 1), shape(1, 5, 7, 6, 5, 3, 1, 1), shape(1, 9, 3, 8, 9, 4, 2, 1)] {
+    // The first shape's input gradient takes the k 4 stride 2 block kernel (3 input channels), the
+    // last one the dense kernel (1x1 output).
+    for s in [
+        shape(2, 3, 33, 9, 7, 4, 2, 1),
+        shape(1, 5, 7, 6, 5, 3, 1, 1),
+        shape(1, 9, 3, 8, 9, 4, 2, 1),
+        shape(5, 34, 7, 4, 4, 4, 1, 0),
+    ] {
         let d = data(&s, 3);
         let cases: [Case; 3] = [
             (conv::forward(&s, true, false).unwrap(), vec![&d.x, &d.w, &d.b], s.y_len()),

@@ -216,6 +216,27 @@ pub fn backward_input_with(shape: &Conv2dShape, bias: bool, accumulate: bool) ->
             flops: shape.flops(),
         }]);
     }
+    if shape.out_h() == 1
+        && shape.out_w() == 1
+        && shape.pad == 0
+        && shape.h == shape.k
+        && shape.w == shape.k
+        && shape.k <= COLS
+    {
+        // A dense product (the transposed convolution of a 1x1 input): lanes own 4 images x the k
+        // columns of one kernel row, numbered per kernel row and padded to whole workgroups.
+        let op = "conv2d_backward_input_dense";
+        let per_row = shape.batch.div_ceil(ROWS).next_multiple_of(LANES);
+        let t = Tiling { m_tiles: shape.cin.div_ceil(CH), n_tiles: shape.k * per_row, ctiles: 1, aux: (0, per_row) };
+        return Ok(vec![KernelCall {
+            family: Family::Conv,
+            entry: op,
+            params: shape.params(flags, &t),
+            operands,
+            workgroups: t.workgroups(op)?,
+            flops: shape.flops(),
+        }]);
+    }
     let s = shape.stride;
     // Pixels are tiled per class (ih mod s, iw mod s) on the grid of every s-th row and column.
     let (sh, sw) = (shape.h.div_ceil(s), shape.w.div_ceil(s));

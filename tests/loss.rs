@@ -238,25 +238,3 @@ fn bad_shapes_are_refused() {
     let e = loss::bce_backward(1 << 20, 1 << 12, BceReduction::Mean, 1.0, false).unwrap_err().to_string();
     assert!(e.contains("2^32"), "{e}");
 }
-
-/// Wall-clock of the VAE's reconstruction loss at batch 128 (best of 3); run with
-/// `cargo test --release --test loss -- --ignored --nocapture`.
-#[test]
-#[ignore]
-fn timing_vae_bce_batch_128() {
-    let g = gpu();
-    let (batch, per_item) = (128, 1024);
-    let n = batch * per_item;
-    let p = g.upload_f32("p", &to_f32(&rand_vec(1, n, 0.001, 0.999))).unwrap();
-    let t = g.upload_f32("t", &to_f32(&rand_vec(2, n, 0.0, 1.0))).unwrap();
-    let out = g.zeros("out", n as u64 * 4).unwrap();
-    let red = BceReduction::SumPerItemMeanOverBatch;
-    for calls in [
-        loss::bce_forward(batch, per_item, red).unwrap(),
-        loss::bce_backward(batch, per_item, red, 1.0, false).unwrap(),
-    ] {
-        let prep = [g.prepare(&calls[0], &[p.whole(), t.whole(), out.whole()]).unwrap()];
-        let secs = (0..3).map(|_| g.time_replay(&prep, 10).unwrap()).fold(f64::MAX, f64::min);
-        println!("{} {batch}x{per_item}: {:.3} ms", calls[0].entry, secs * 1e3);
-    }
-}

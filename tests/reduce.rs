@@ -80,18 +80,3 @@ fn bad_shapes_are_refused() {
     let e = reduce::sum_channels(1 << 16, 1 << 16, 2).unwrap_err().to_string();
     assert!(e.contains("2^32"), "{e}");
 }
-
-/// Wall-clock per replay of the 1M-element sum (best of 5); run with
-/// `cargo test --release --test reduce -- --ignored --nocapture`.
-#[test]
-#[ignore]
-fn timing_sum_1m() {
-    let g = gpu();
-    let n = 1 << 20;
-    let x = g.upload_f32("x", &vec![1.0f32; n]).unwrap();
-    let out = g.zeros("out", 4).unwrap();
-    let prep: Vec<_> =
-        reduce::sum(n).unwrap().iter().map(|c| g.prepare(c, &[x.whole(), out.whole()]).unwrap()).collect();
-    let t = (0..5).map(|_| g.time_replay(&prep, 20).unwrap()).fold(f64::MAX, f64::min);
-    println!("sum of 1M elements: {:.3} ms", t * 1e3);
-}

@@ -148,18 +148,7 @@ pub fn optimizer(graph: &mut Graph, store: &ParamStore, cfg: &AdamConfig, steps:
     if trained.is_empty() {
         return Ok(());
     }
-    let (mut lo, mut hi) = (usize::MAX, 0);
-    for n in &trained {
-        let s = store.slot(n)?;
-        lo = lo.min(s.offset);
-        hi = hi.max(s.offset + s.len);
-    }
-    for (name, s) in &store.slots {
-        if s.trainable && s.offset >= lo && s.offset < hi && !trained.contains(name) {
-            bail!("optimizer: parameter {name} lies inside the span of this graph's trained parameters but is not trained by it; declare each group's parameters contiguously");
-        }
-    }
-    let n = hi - lo;
+    let (lo, n) = store.span(&trained)?;
     let args = [StoreBuf::Params, StoreBuf::Grads, StoreBuf::AdamM, StoreBuf::AdamV].map(|b| graph.span(b, lo, n));
     let counters = graph.external("counters", &[super::params::COUNTER_SLOTS]);
     let calls = adam::step(n, cfg, 0)?;

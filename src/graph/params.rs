@@ -132,17 +132,21 @@ impl ParamStore {
         Ok(self.grads.range_f32(s.offset, s.len))
     }
 
-    /// The contiguous span of trainable parameters whose names start with one of `prefixes`, for one
-    /// Adam dispatch per parameter group.
-    pub fn span(&self, prefixes: &[&str]) -> Option<(usize, usize)> {
+    /// The contiguous span (offset, len) of the trainable parameters `names`, for one Adam dispatch
+    /// per parameter group; refused when another trainable parameter lies inside it.
+    pub fn span(&self, names: &[String]) -> Result<(usize, usize)> {
         let (mut lo, mut hi) = (usize::MAX, 0);
+        for n in names {
+            let s = self.slot(n)?;
+            lo = lo.min(s.offset);
+            hi = hi.max(s.offset + s.len);
+        }
         for (name, s) in &self.slots {
-            if s.trainable && prefixes.iter().any(|p| name.starts_with(p)) {
-                lo = lo.min(s.offset);
-                hi = hi.max(s.offset + s.len);
+            if s.trainable && s.offset >= lo && s.offset < hi && !names.contains(name) {
+                bail!("optimizer: parameter {name} lies inside the span of this graph's trained parameters but is not trained by it; declare each group's parameters contiguously");
             }
         }
-        (lo < hi).then_some((lo, hi - lo))
+        Ok((lo, hi - lo))
     }
 
     pub fn span_operand(&self, buf: StoreBuf, offset: usize, len: usize) -> Operand<'_> {

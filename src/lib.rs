@@ -2,6 +2,8 @@
 
 pub mod data;
 pub mod graph;
+pub mod models;
+pub mod nn;
 pub mod ops;
 pub mod runtime;
 pub mod train;

@@ -74,6 +74,28 @@ impl<'a> GradCtx<'a> {
         Ok(())
     }
 
+    /// Targets for a kernel that writes the gradients of all of `ts` at once: those nobody needs go
+    /// to a scratch tensor. Returns the tensors to bind and the targets to `finish_all`.
+    pub fn targets_or_scratch(&mut self, ts: &[TensorId]) -> (Vec<TensorId>, Vec<GradTarget>) {
+        let mut write = Vec::new();
+        let mut targets = Vec::new();
+        for &t in ts {
+            if self.needs(t) {
+                let g = self.target(t);
+                write.push(g.write);
+                targets.push(g);
+            } else {
+                let shape = self.graph.shape(t).to_vec();
+                write.push(self.graph.transient("unused_grad", &shape));
+            }
+        }
+        (write, targets)
+    }
+
+    pub fn finish_all(&mut self, targets: Vec<GradTarget>) -> Result<()> {
+        targets.into_iter().try_for_each(|t| self.finish(t))
+    }
+
     /// Records that `t`'s gradient is `g` without any kernel (views share gradient storage).
     pub fn alias_grad(&mut self, t: TensorId, g: TensorId) -> Result<()> {
         match self.grads.get(&t).copied() {
@@ -160,6 +182,11 @@ pub fn optimizer(graph: &mut Graph, store: &ParamStore, cfg: &AdamConfig, steps:
 
 /// Advances the step counter (slot 0) at the end of a training step.
 pub fn increment_step(graph: &mut Graph, steps: &mut Vec<BoundCall>) {
+    increment_slot(graph, steps, 0);
+}
+
+/// Advances counter `slot` (the batch index of an evaluation pass, for instance) after `steps`.
+pub fn increment_slot(graph: &mut Graph, steps: &mut Vec<BoundCall>, slot: usize) {
     let counters = graph.external("counters", &[super::params::COUNTER_SLOTS]);
-    steps.extend(random::increment_step(0).into_iter().map(|call| BoundCall { call, args: vec![counters] }));
+    steps.extend(random::increment_step(slot).into_iter().map(|call| BoundCall { call, args: vec![counters] }));
 }

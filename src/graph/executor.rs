@@ -73,7 +73,10 @@ impl Executor {
         let roots: Vec<_> = (0..graph.tensors.len()).map(|t| graph.root(super::TensorId(t))).collect();
         let max_bind = gpu.limits.max_storage_buffer_binding_size;
         let align = (gpu.limits.min_storage_buffer_offset_alignment as u64).max(256);
-        let plan: Placement = place(&graph.tensors, &roots, steps, &graph.outputs, max_bind, align)?;
+        // Losses are read by the accumulation dispatches appended after the plan, so they live to the end.
+        let mut keep = graph.outputs.clone();
+        keep.extend(graph.losses.iter().map(|(_, t)| *t));
+        let plan: Placement = place(&graph.tensors, &roots, steps, &keep, max_bind, align)?;
         let arena = plan
             .bank_bytes
             .iter()

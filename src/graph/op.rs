@@ -1,24 +1,50 @@
 //! The ops a graph records, each with its forward dispatches and its backward rule.
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 
 use super::autodiff::GradCtx;
 use super::builder::{BoundCall, Graph, Node};
+use crate::ops::batchnorm::{self, BatchNormShape};
+use crate::ops::conv::{self, Conv2dShape};
+use crate::ops::conv_transpose::{self, ConvTranspose2dShape};
 use crate::ops::elementwise::{self, Activation};
 use crate::ops::gather::{self, GatherShape};
+use crate::ops::loss::{self, BceReduction};
+use crate::ops::matmul;
 use crate::ops::random::{self, Distribution, RngKey};
+use crate::ops::reduce;
 use crate::runtime::KernelCall;
 
 #[derive(Clone, Debug)]
 pub enum Op {
     /// Same storage, new shape. Inputs `[x]`, outputs `[view]`.
     View,
-    /// Batch from the GPU dataset. Inputs `[images, order, counters]`, outputs `[x]`.
-    Gather(GatherShape),
+    /// Batch from the GPU dataset, indexed by counter `slot`. Inputs `[images, order, counters]`,
+    /// outputs `[x]`.
+    Gather(GatherShape, usize),
     /// Random draws for this step. Inputs `[counters]`, outputs `[out]`.
     Random(Distribution, RngKey),
     /// Inputs `[x]`, outputs `[y]`.
     Act(Activation),
+    /// y = x Wᵀ + b. Inputs `[x, w, b]`, outputs `[y]`.
+    Linear { batch: usize, inp: usize, out: usize },
+    /// Inputs `[x, w]` or `[x, w, b]`, outputs `[y]`.
+    Conv2d(Conv2dShape, bool),
+    /// Inputs `[x, w]` or `[x, w, b]`, outputs `[y]`.
+    ConvT2d(ConvTranspose2dShape, bool),
+    /// Loss = Σ x. Inputs `[x]`, outputs `[loss]` (a scalar).
+    SumLoss,
+    /// Binary cross-entropy of probabilities against targets (targets get no gradient).
+    /// Inputs `[p, t]`, outputs `[loss]`.
+    Bce { batch: usize, per_item: usize, reduction: BceReduction },
+    /// The VAE's KL(q(z|x) ‖ N(0, I)), mean over the batch. Inputs `[mu, logvar]`, outputs `[loss]`.
+    Kl { batch: usize, z: usize },
+    /// z = μ + exp(½ logσ²)·ε. Inputs `[mu, logvar, eps]`, outputs `[z]`.
+    Reparam,
+    /// Training-mode batchnorm. Inputs `[x, gamma, beta, running_mean, running_var]`, outputs `[y, saved]`.
+    BatchNorm(BatchNormShape),
+    /// Eval-mode batchnorm. Inputs as `BatchNorm`, outputs `[y]`.
+    BatchNormEval(BatchNormShape),
 }
 
 fn bind(calls: Vec<KernelCall>, args: Vec<super::TensorId>) -> Vec<BoundCall> {
@@ -27,16 +53,27 @@ fn bind(calls: Vec<KernelCall>, args: Vec<super::TensorId>) -> Vec<BoundCall> {
 
 impl Op {
     pub fn differentiable(&self) -> bool {
-        !matches!(self, Op::Gather(_) | Op::Random(..))
+        !matches!(self, Op::Gather(..) | Op::Random(..))
     }
 
     pub fn forward(&self, g: &Graph, node: &Node) -> Result<Vec<BoundCall>> {
         let (i, o) = (&node.inputs, &node.outputs);
         Ok(match self {
             Op::View => vec![],
-            Op::Gather(s) => bind(gather::forward(s, 0)?, vec![i[0], i[1], i[2], o[0]]),
+            Op::Gather(s, slot) => bind(gather::forward(s, *slot)?, vec![i[0], i[1], i[2], o[0]]),
             Op::Random(d, key) => bind(random::fill(g.len(o[0]), *d, *key)?, vec![i[0], o[0]]),
             Op::Act(a) => bind(elementwise::forward(*a, g.len(i[0]))?, vec![i[0], o[0]]),
+            Op::SumLoss => bind(reduce::sum(g.len(i[0]))?, vec![i[0], o[0]]),
+            Op::Linear { batch, inp, out } => bind(matmul::linear_forward(*batch, *inp, *out)?, with_out(i, o[0])),
+            Op::Bce { batch, per_item, reduction } => {
+                bind(loss::bce_forward(*batch, *per_item, *reduction)?, vec![i[0], i[1], o[0]])
+            }
+            Op::Kl { batch, z } => bind(loss::kl_forward(*batch, *z)?, vec![i[0], i[1], o[0]]),
+            Op::Reparam => bind(loss::reparam_forward(g.len(i[0]))?, vec![i[0], i[1], i[2], o[0]]),
+            Op::Conv2d(s, bias) => bind(conv::forward(s, *bias, false)?, with_out(i, o[0])),
+            Op::ConvT2d(s, bias) => bind(conv_transpose::forward(s, *bias, false)?, with_out(i, o[0])),
+            Op::BatchNorm(s) => bind(batchnorm::train_forward(s)?, vec![i[0], i[1], i[2], i[3], i[4], o[1], o[0]]),
+            Op::BatchNormEval(s) => bind(batchnorm::eval_forward(s)?, vec![i[0], i[1], i[2], i[3], i[4], o[0]]),
         })
     }
 
@@ -48,7 +85,7 @@ impl Op {
                     ctx.alias_grad(i[0], g)?;
                 }
             }
-            Op::Gather(_) | Op::Random(..) => {}
+            Op::Gather(..) | Op::Random(..) => {}
             Op::Act(a) => {
                 let Some(dy) = ctx.grad(o[0]) else { return Ok(()) };
                 let t = ctx.target(i[0]);
@@ -56,7 +93,102 @@ impl Op {
                 ctx.emit(elementwise::backward(*a, n)?, vec![o[0], dy, t.write]);
                 ctx.finish(t)?;
             }
+            Op::SumLoss => {
+                let t = ctx.target(i[0]);
+                let n = ctx.graph.len(i[0]);
+                ctx.emit(elementwise::fill(n, 1.0)?, vec![t.write]);
+                ctx.finish(t)?;
+            }
+            Op::Conv2d(s, bias) => {
+                let Some(dy) = ctx.grad(o[0]) else { return Ok(()) };
+                if ctx.needs(i[0]) {
+                    let t = ctx.target(i[0]);
+                    ctx.emit(conv::backward_input(s)?, vec![dy, i[1], t.write]);
+                    ctx.finish(t)?;
+                }
+                if ctx.needs(i[1]) {
+                    let t = ctx.target(i[1]);
+                    ctx.emit(conv::backward_weight(s)?, vec![i[0], dy, t.write]);
+                    ctx.finish(t)?;
+                }
+                if *bias && ctx.needs(i[2]) {
+                    let t = ctx.target(i[2]);
+                    ctx.emit(conv::bias_grad(s.batch, s.cout, s.out_h(), s.out_w())?, vec![dy, t.write]);
+                    ctx.finish(t)?;
+                }
+            }
+            Op::ConvT2d(s, bias) => {
+                let Some(dy) = ctx.grad(o[0]) else { return Ok(()) };
+                if ctx.needs(i[0]) {
+                    let t = ctx.target(i[0]);
+                    ctx.emit(conv_transpose::backward_input(s)?, vec![dy, i[1], t.write]);
+                    ctx.finish(t)?;
+                }
+                if ctx.needs(i[1]) {
+                    let t = ctx.target(i[1]);
+                    ctx.emit(conv_transpose::backward_weight(s)?, vec![i[0], dy, t.write]);
+                    ctx.finish(t)?;
+                }
+                if *bias && ctx.needs(i[2]) {
+                    let t = ctx.target(i[2]);
+                    ctx.emit(conv::bias_grad(s.batch, s.cout, s.out_h(), s.out_w())?, vec![dy, t.write]);
+                    ctx.finish(t)?;
+                }
+            }
+            Op::BatchNorm(s) => {
+                let Some(dy) = ctx.grad(o[0]) else { return Ok(()) };
+                let (write, targets) = ctx.targets_or_scratch(&[i[1], i[2], i[0]]);
+                ctx.emit(batchnorm::backward(s)?, vec![i[0], dy, i[1], o[1], write[0], write[1], write[2]]);
+                ctx.finish_all(targets)?;
+            }
+            Op::Linear { batch, inp, out } => {
+                let Some(dy) = ctx.grad(o[0]) else { return Ok(()) };
+                if ctx.needs(i[0]) {
+                    let t = ctx.target(i[0]);
+                    ctx.emit(matmul::linear_backward_input(*batch, *inp, *out, false)?, vec![dy, i[1], t.write]);
+                    ctx.finish(t)?;
+                }
+                if ctx.needs(i[1]) {
+                    let t = ctx.target(i[1]);
+                    ctx.emit(matmul::linear_backward_weight(*batch, *inp, *out, false)?, vec![dy, i[0], t.write]);
+                    ctx.finish(t)?;
+                }
+                if ctx.needs(i[2]) {
+                    let t = ctx.target(i[2]);
+                    ctx.emit(matmul::linear_backward_bias(*batch, *out, false)?, vec![dy, t.write]);
+                    ctx.finish(t)?;
+                }
+            }
+            // Losses are differentiated with unit weight: the total loss is their plain sum.
+            Op::Bce { batch, per_item, reduction } => {
+                if !ctx.needs(i[0]) {
+                    return Ok(());
+                }
+                let t = ctx.target(i[0]);
+                ctx.emit(loss::bce_backward(*batch, *per_item, *reduction, 1.0, false)?, vec![i[0], i[1], t.write]);
+                ctx.finish(t)?;
+            }
+            Op::Kl { batch, z } => {
+                let (write, targets) = ctx.targets_or_scratch(&[i[0], i[1]]);
+                ctx.emit(loss::kl_backward(*batch, *z, 1.0, false)?, vec![i[0], i[1], write[0], write[1]]);
+                ctx.finish_all(targets)?;
+            }
+            Op::Reparam => {
+                let Some(dz) = ctx.grad(o[0]) else { return Ok(()) };
+                let (write, targets) = ctx.targets_or_scratch(&[i[0], i[1]]);
+                let n = ctx.graph.len(i[0]);
+                ctx.emit(loss::reparam_backward(n, false)?, vec![i[1], i[2], dz, write[0], write[1]]);
+                ctx.finish_all(targets)?;
+            }
+            Op::BatchNormEval(_) => bail!("eval-mode batchnorm has no backward; build the graph in training mode"),
         }
         Ok(())
     }
+}
+
+/// Inputs followed by the output: the operand order of the conv and linear kernels.
+fn with_out(inputs: &[super::TensorId], out: super::TensorId) -> Vec<super::TensorId> {
+    let mut v = inputs.to_vec();
+    v.push(out);
+    v
 }

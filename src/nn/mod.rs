@@ -3,6 +3,9 @@
 use anyhow::{bail, Result};
 
 use crate::graph::{Graph, Init, Op, TensorId};
+use crate::ops::gather::GatherShape;
+use crate::ops::loss::BceReduction;
+use crate::ops::random::{Distribution, RngKey};
 use crate::ops::elementwise::Activation;
 
 /// How a layer's weights start.
@@ -130,4 +133,74 @@ pub fn act(g: &mut Graph, x: TensorId, a: Activation) -> TensorId {
     let y = g.transient(&name, &shape);
     g.push(Op::Act(a), vec![x], vec![y]);
     y
+}
+
+/// Loss = Σ x (a scalar), for tests and toy problems.
+pub fn sum_loss(g: &mut Graph, x: TensorId) -> TensorId {
+    let name = format!("{}.sum", g.info(x).name);
+    let l = g.transient(&name, &[1]);
+    g.push(Op::SumLoss, vec![x], vec![l]);
+    l
+}
+
+/// A batch gathered on the GPU from a resident dataset, at the batch index held in counter `slot`.
+pub fn gather(
+    g: &mut Graph,
+    images: TensorId,
+    order: TensorId,
+    counters: TensorId,
+    s: &GatherShape,
+    slot: usize,
+) -> Result<TensorId> {
+    let x = g.transient("input", &[s.batch, s.channels, s.out_h(), s.out_w()]);
+    g.push(Op::Gather(*s, slot), vec![images, order, counters], vec![x]);
+    Ok(x)
+}
+
+/// Fresh random draws each step (keyed by the step counter in `key.slot`).
+pub fn random(g: &mut Graph, counters: TensorId, shape: &[usize], d: Distribution, key: RngKey) -> TensorId {
+    let out = g.transient(&format!("random.{}", key.stream), shape);
+    g.push(Op::Random(d, key), vec![counters], vec![out]);
+    out
+}
+
+fn same_shape(g: &Graph, what: &str, a: TensorId, b: TensorId) -> Result<()> {
+    if g.shape(a) != g.shape(b) {
+        bail!("{what}: shapes {:?} and {:?} differ", g.shape(a), g.shape(b));
+    }
+    Ok(())
+}
+
+/// z = μ + exp(½ logσ²)·ε.
+pub fn reparameterize(g: &mut Graph, mu: TensorId, logvar: TensorId, eps: TensorId) -> Result<TensorId> {
+    same_shape(g, "reparameterize (mu, logvar)", mu, logvar)?;
+    same_shape(g, "reparameterize (mu, eps)", mu, eps)?;
+    let shape = g.shape(mu).to_vec();
+    let z = g.transient("z", &shape);
+    g.push(Op::Reparam, vec![mu, logvar, eps], vec![z]);
+    Ok(z)
+}
+
+/// Binary cross-entropy of probabilities `p` against `target` (same shape, first dimension the batch).
+pub fn bce(g: &mut Graph, p: TensorId, target: TensorId, reduction: BceReduction) -> Result<TensorId> {
+    same_shape(g, "bce", p, target)?;
+    let batch = g.shape(p)[0];
+    let per_item = g.len(p) / batch;
+    let l = g.transient("bce", &[1]);
+    g.push(Op::Bce { batch, per_item, reduction }, vec![p, target], vec![l]);
+    Ok(l)
+}
+
+/// The VAE's reconstruction term: BCE summed over each image's pixels, mean over the batch.
+pub fn bce_sum_per_image(g: &mut Graph, p: TensorId, target: TensorId) -> Result<TensorId> {
+    bce(g, p, target, BceReduction::SumPerItemMeanOverBatch)
+}
+
+/// KL(N(μ, σ²) ‖ N(0, I)) summed over latent dimensions, mean over the batch.
+pub fn kl_divergence(g: &mut Graph, mu: TensorId, logvar: TensorId) -> Result<TensorId> {
+    same_shape(g, "kl_divergence", mu, logvar)?;
+    let &[batch, z] = g.shape(mu) else { bail!("kl_divergence: expected [batch, z], got {:?}", g.shape(mu)) };
+    let l = g.transient("kl", &[1]);
+    g.push(Op::Kl { batch, z }, vec![mu, logvar], vec![l]);
+    Ok(l)
 }

@@ -1,0 +1,334 @@
+//! The seeds' convolutional VAE (z = 32 by default) on 1×32×32 images in [0, 1].
+//!
+//! Four graphs share one parameter store: the training step (batch statistics, backward, Adam), the
+//! test-set evaluation (running statistics), an encoder for chosen test images and a decoder for
+//! given latents. Each compiles to its own frozen dispatch list.
+
+use anyhow::{bail, Context, Result};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+
+use crate::data::{Dataset, Split};
+use crate::graph::{compile, Executor, Graph, Mode, ParamStore, TensorId};
+use crate::nn::{self, WeightInit};
+use crate::ops::adam::AdamConfig;
+use crate::ops::elementwise::Activation;
+use crate::ops::gather::{pack_u8, GatherShape};
+use crate::ops::random::{Distribution, RngKey};
+use crate::runtime::{Gpu, GpuBuffer};
+use crate::train::checkpoint::{Checkpoint, TensorData};
+use crate::train::model::{Evaluation, ImageBatch, TrainableModel};
+
+/// Counter slots: 0 is the training step; 1 indexes evaluation batches.
+const EVAL_SLOT: usize = 1;
+const PAD: usize = 2;
+const SIDE: usize = 32;
+/// Grid sizes for samples and reconstructions written each epoch.
+const SAMPLES: usize = 64;
+const RECONS: usize = 8;
+
+#[derive(Clone, Debug)]
+pub struct VaeConfig {
+    pub batch_size: usize,
+    pub lr: f32,
+    pub latent: usize,
+    pub seed: u64,
+}
+
+impl Default for VaeConfig {
+    fn default() -> Self {
+        VaeConfig { batch_size: 128, lr: 1e-3, latent: 32, seed: 0 }
+    }
+}
+
+/// The batch input of a graph: a gather from a GPU-resident split.
+struct Input {
+    shape: GatherShape,
+    slot: usize,
+}
+
+/// Encoder → (μ, log σ²). Layer names follow the PyTorch Sequential of the README.
+fn encoder(g: &mut Graph, x: TensorId, latent: usize, training: bool) -> Result<(TensorId, TensorId)> {
+    let mut h = x;
+    for (i, cout) in [(0, 32), (3, 64), (6, 128)] {
+        h = nn::conv2d(g, &format!("encoder.{i}"), h, cout, 4, 2, 1, true, WeightInit::Default)?;
+        h = nn::batchnorm(g, &format!("encoder.{}", i + 1), h, training, WeightInit::Default)?;
+        h = nn::act(g, h, Activation::Relu);
+    }
+    let b = g.shape(x)[0];
+    let flat = g.view(h, &[b, 128 * 4 * 4])?;
+    let mu = nn::linear(g, "fc_mu", flat, latent, WeightInit::Default)?;
+    let logvar = nn::linear(g, "fc_logvar", flat, latent, WeightInit::Default)?;
+    Ok((mu, logvar))
+}
+
+/// Decoder z → image probabilities.
+fn decoder(g: &mut Graph, z: TensorId, training: bool) -> Result<TensorId> {
+    let b = g.shape(z)[0];
+    let h = nn::linear(g, "decoder_fc", z, 128 * 4 * 4, WeightInit::Default)?;
+    let h = nn::act(g, h, Activation::Relu);
+    let mut h = g.view(h, &[b, 128, 4, 4])?;
+    for (i, cout) in [(0, 64), (3, 32)] {
+        h = nn::conv_transpose2d(g, &format!("decoder.{i}"), h, cout, 4, 2, 1, true, WeightInit::Default)?;
+        h = nn::batchnorm(g, &format!("decoder.{}", i + 1), h, training, WeightInit::Default)?;
+        h = nn::act(g, h, Activation::Relu);
+    }
+    let h = nn::conv_transpose2d(g, "decoder.6", h, 1, 4, 2, 1, true, WeightInit::Default)?;
+    Ok(nn::act(g, h, Activation::Sigmoid))
+}
+
+/// The full VAE with its two losses; returns (x, recon, mu).
+fn full(g: &mut Graph, input: &Input, latent: usize, training: bool, seed: u64) -> Result<(TensorId, TensorId, TensorId)> {
+    let s = &input.shape;
+    let images = g.external("images", &[s.n_images * s.channels * s.src_h * s.src_w / 4 + 1]);
+    let order = g.external("order", &[s.order_len()]);
+    let counters = g.external("counters", &[crate::graph::params::COUNTER_SLOTS]);
+    let x = nn::gather(g, images, order, counters, s, input.slot)?;
+    let (mu, logvar) = encoder(g, x, latent, training)?;
+    let key = RngKey { seed, slot: input.slot, stream: 1 };
+    let eps = nn::random(g, counters, &[s.batch, latent], Distribution::Normal { mean: 0.0, std: 1.0 }, key);
+    let z = nn::reparameterize(g, mu, logvar, eps)?;
+    let recon = decoder(g, z, training)?;
+    let bce = nn::bce_sum_per_image(g, recon, x)?;
+    let kl = nn::kl_divergence(g, mu, logvar)?;
+    g.add_loss("recon", bce);
+    g.add_loss("kl", kl);
+    Ok((x, recon, mu))
+}
+
+/// A training split on the GPU: pixels packed four to a word.
+fn upload_split(gpu: &Gpu, split: &Split, label: &str) -> Result<GpuBuffer> {
+    gpu.upload(label, &pack_u8(&split.images))
+}
+
+pub struct Vae {
+    cfg: VaeConfig,
+    store: ParamStore,
+    train: Executor,
+    eval: Executor,
+    eval_steps: usize,
+    eval_recon: (TensorId, TensorId),
+    decode: Executor,
+    decode_z: GpuBuffer,
+    decode_out: TensorId,
+    train_order: GpuBuffer,
+    n_train: usize,
+    steps_per_epoch: usize,
+    sample_z: Vec<f32>,
+    global_step: u64,
+    _buffers: Vec<GpuBuffer>,
+}
+
+fn gather_shape(split: &Split, batch: usize, steps: usize) -> GatherShape {
+    GatherShape {
+        batch,
+        channels: split.channels,
+        src_h: split.h,
+        src_w: split.w,
+        pad: PAD,
+        n_images: split.n,
+        steps_per_epoch: steps,
+        scale: 1.0 / 255.0,
+        shift: 0.0,
+    }
+}
+
+impl Vae {
+    pub fn new(gpu: &Gpu, cfg: &VaeConfig, data: &Dataset) -> Result<Vae> {
+        let b = cfg.batch_size;
+        for (name, split) in [("training", &data.train), ("test", &data.test)] {
+            if split.h + 2 * PAD != SIDE || split.w + 2 * PAD != SIDE || split.channels != 1 {
+                bail!(
+                    "the VAE needs 1×28×28 images; the {name} set of {} has {}×{}×{}",
+                    data.source,
+                    split.channels,
+                    split.h,
+                    split.w
+                );
+            }
+        }
+        if b == 0 || b > data.train.n || b > data.test.n {
+            bail!(
+                "--batch-size {b} must be between 1 and the smaller of the training ({}) and test ({}) set sizes",
+                data.train.n,
+                data.test.n
+            );
+        }
+        if cfg.latent == 0 {
+            bail!("--latent must be at least 1");
+        }
+        let adam = AdamConfig { lr: cfg.lr, ..Default::default() };
+        adam.validate().context("--lr")?;
+        let steps_per_epoch = data.train.n / b;
+        let eval_steps = data.test.n / b;
+
+        let mut tg = Graph::new();
+        let train_in = Input { shape: gather_shape(&data.train, b, steps_per_epoch), slot: 0 };
+        full(&mut tg, &train_in, cfg.latent, true, cfg.seed)?;
+        let specs: Vec<_> = tg.params.iter().collect();
+        let store = ParamStore::new(gpu, &specs, cfg.seed)?;
+        let train_steps = compile(&mut tg, &store, Mode::Train { adam: &adam, end_of_step: true })?;
+
+        let mut eg = Graph::new();
+        let eval_in = Input { shape: gather_shape(&data.test, b, eval_steps), slot: EVAL_SLOT };
+        let (ex, erecon, _) = full(&mut eg, &eval_in, cfg.latent, false, cfg.seed)?;
+        eg.mark_output(ex);
+        eg.mark_output(erecon);
+        let mut eval_steps_list = compile(&mut eg, &store, Mode::Forward)?;
+        crate::graph::autodiff::increment_slot(&mut eg, &mut eval_steps_list, EVAL_SLOT);
+
+        let mut dg = Graph::new();
+        let z = dg.external("z", &[SAMPLES, cfg.latent]);
+        let out = decoder(&mut dg, z, false)?;
+        dg.mark_output(out);
+        let decode_steps = compile(&mut dg, &store, Mode::Forward)?;
+
+        let train_images = upload_split(gpu, &data.train, "train-images")?;
+        let test_images = upload_split(gpu, &data.test, "test-images")?;
+        let train_order = gpu.zeros("train-order", (steps_per_epoch * b) as u64 * 4)?;
+        let test_order: Vec<u32> = (0..(eval_steps * b) as u32).collect();
+        let test_order = gpu.upload("test-order", &test_order)?;
+        let decode_z = gpu.zeros("decode-z", (SAMPLES * cfg.latent) as u64 * 4)?;
+
+        let train = Executor::new(
+            gpu,
+            &tg,
+            &train_steps,
+            &store,
+            &[("images", train_images.whole()), ("order", train_order.whole())],
+        )?;
+        let eval = Executor::new(
+            gpu,
+            &eg,
+            &eval_steps_list,
+            &store,
+            &[("images", test_images.whole()), ("order", test_order.whole())],
+        )?;
+        let decode = Executor::new(gpu, &dg, &decode_steps, &store, &[("z", decode_z.whole())])?;
+
+        let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed ^ 0x5a5a_5a5a);
+        let normal = rand_distr::Normal::new(0.0f32, 1.0).expect("unit normal");
+        let sample_z = (0..SAMPLES * cfg.latent).map(|_| rand_distr::Distribution::sample(&normal, &mut rng)).collect();
+        Ok(Vae {
+            cfg: cfg.clone(),
+            store,
+            train,
+            eval,
+            eval_steps,
+            eval_recon: (ex, erecon),
+            decode,
+            decode_z,
+            decode_out: out,
+            train_order,
+            n_train: data.train.n,
+            steps_per_epoch,
+            sample_z,
+            global_step: 0,
+            _buffers: vec![train_images, test_images, test_order],
+        })
+    }
+
+    /// Decodes up to 64 latent vectors (`latent` floats each) with eval-mode batchnorm.
+    pub fn decode(&mut self, gpu: &Gpu, z: &[f32]) -> Result<ImageBatch> {
+        let n = z.len() / self.cfg.latent;
+        if n == 0 || n > SAMPLES || z.len() % self.cfg.latent != 0 {
+            bail!("decode: need 1 to {SAMPLES} latent vectors of {} floats, got {} floats", self.cfg.latent, z.len());
+        }
+        let mut padded = z.to_vec();
+        padded.resize(SAMPLES * self.cfg.latent, 0.0);
+        gpu.write(&self.decode_z, &padded);
+        self.decode.step(gpu, false)?;
+        let mut data = self.decode.read(gpu, self.decode_out)?;
+        data.truncate(n * SIDE * SIDE);
+        Ok(ImageBatch { data, nchw: [n, 1, SIDE, SIDE], range: (0.0, 1.0) })
+    }
+
+    fn set_counter(&self, gpu: &Gpu, slot: usize, value: u32) {
+        gpu.queue.write_buffer(&self.store.counters.buffer, slot as u64 * 4, bytemuck::bytes_of(&value));
+    }
+}
+
+impl TrainableModel for Vae {
+    fn kind(&self) -> &'static str {
+        "vae"
+    }
+    fn batch_size(&self) -> usize {
+        self.cfg.batch_size
+    }
+    fn steps_per_epoch(&self) -> usize {
+        self.steps_per_epoch
+    }
+    fn loss_names(&self) -> Vec<String> {
+        vec!["loss".into(), "recon".into(), "kl".into()]
+    }
+
+    fn start_epoch(&mut self, gpu: &Gpu, epoch: usize) -> Result<()> {
+        // The order depends only on (seed, epoch), so a resumed run sees the same batches.
+        let mut rng = rand::rngs::StdRng::seed_from_u64(self.cfg.seed.wrapping_mul(1_000_003) ^ epoch as u64);
+        let mut order: Vec<u32> = (0..self.n_train as u32).collect();
+        order.shuffle(&mut rng);
+        order.truncate(self.steps_per_epoch * self.cfg.batch_size);
+        gpu.write(&self.train_order, &order);
+        Ok(())
+    }
+
+    fn step(&mut self, gpu: &Gpu, log: bool) -> Result<()> {
+        self.train.step(gpu, log)?;
+        self.global_step += 1;
+        Ok(())
+    }
+
+    fn poll_losses(&mut self, gpu: &Gpu, wait: bool) -> Result<Vec<(u64, Vec<f32>)>> {
+        Ok(self
+            .train
+            .poll_losses(gpu, wait)?
+            .into_iter()
+            .map(|r| (r.steps, vec![r.values[0] + r.values[1], r.values[0], r.values[1]]))
+            .collect())
+    }
+
+    fn global_step(&self) -> u64 {
+        self.global_step
+    }
+
+    fn evaluate(&mut self, gpu: &Gpu) -> Result<Evaluation> {
+        self.set_counter(gpu, EVAL_SLOT, 0);
+        for i in 0..self.eval_steps {
+            self.eval.step(gpu, i + 1 == self.eval_steps)?;
+        }
+        let reports = self.eval.poll_losses(gpu, true)?;
+        let r = reports.last().context("evaluation produced no loss report")?;
+        let (recon, kl) = (r.values[0] as f64, r.values[1] as f64);
+        Ok(Evaluation {
+            figures: vec![("neg_elbo".into(), recon + kl), ("recon".into(), recon), ("kl".into(), kl)],
+        })
+    }
+
+    fn samples(&mut self, gpu: &Gpu) -> Result<ImageBatch> {
+        let z = self.sample_z.clone();
+        self.decode(gpu, &z)
+    }
+
+    fn reconstructions(&mut self, gpu: &Gpu) -> Result<Option<ImageBatch>> {
+        // The eval graph's last batch is still in its outputs after `evaluate`; run one batch to be sure.
+        self.set_counter(gpu, EVAL_SLOT, 0);
+        self.eval.step(gpu, true)?;
+        self.eval.poll_losses(gpu, true)?;
+        let px = SIDE * SIDE;
+        let x = self.eval.read(gpu, self.eval_recon.0)?;
+        let r = self.eval.read(gpu, self.eval_recon.1)?;
+        let n = RECONS.min(self.cfg.batch_size);
+        let mut data = x[..n * px].to_vec();
+        data.extend_from_slice(&r[..n * px]);
+        Ok(Some(ImageBatch { data, nchw: [2 * n, 1, SIDE, SIDE], range: (0.0, 1.0) }))
+    }
+
+    fn state(&self, gpu: &Gpu) -> Result<Vec<(String, TensorData)>> {
+        crate::models::state::save(gpu, &self.store, self.global_step)
+    }
+
+    fn load(&mut self, gpu: &Gpu, ckpt: &Checkpoint) -> Result<()> {
+        self.global_step = crate::models::state::load(gpu, &self.store, ckpt)?;
+        Ok(())
+    }
+}

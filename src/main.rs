@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value};
 
 use gputrain::data::Dataset;
+use gputrain::models::vae::{Vae, VaeConfig};
 use gputrain::runtime::{BackendChoice, Gpu};
 use gputrain::train::checkpoint;
 use gputrain::train::model::{ImageBatch, TrainableModel};
@@ -191,8 +192,21 @@ trait LatentModel: TrainableModel {
     fn encode_test(&mut self, gpu: &Gpu, indices: &[usize]) -> Result<Vec<f32>>;
 }
 
-fn new_vae(_gpu: &Gpu, _s: &VaeSettings, _data: &Dataset) -> Result<Box<dyn LatentModel>> {
-    bail!("the VAE is not part of this build yet")
+impl LatentModel for Vae {
+    fn latent(&self) -> usize {
+        Vae::latent(self)
+    }
+    fn decode(&mut self, gpu: &Gpu, z: &[f32]) -> Result<ImageBatch> {
+        Vae::decode(self, gpu, z)
+    }
+    fn encode_test(&mut self, gpu: &Gpu, indices: &[usize]) -> Result<Vec<f32>> {
+        Vae::encode_test(self, gpu, indices)
+    }
+}
+
+fn new_vae(gpu: &Gpu, s: &VaeSettings, data: &Dataset) -> Result<Box<dyn LatentModel>> {
+    let cfg = VaeConfig { batch_size: s.batch_size, lr: s.lr, latent: s.latent, seed: s.seed };
+    Ok(Box::new(Vae::new(gpu, &cfg, data)?))
 }
 
 /// Refuses out-of-range hyper-parameters before the dataset and the GPU are touched.

@@ -26,6 +26,8 @@ const SIDE: usize = 32;
 /// Grid sizes for samples and reconstructions written each epoch.
 const SAMPLES: usize = 64;
 const RECONS: usize = 8;
+/// Most test images `encode_test` takes at once.
+const ENCODE: usize = 8;
 
 #[derive(Clone, Debug)]
 pub struct VaeConfig {
@@ -77,13 +79,20 @@ fn decoder(g: &mut Graph, z: TensorId, training: bool) -> Result<TensorId> {
     Ok(nn::act(g, h, Activation::Sigmoid))
 }
 
+/// The batch a graph reads: gathered on the GPU from the split bound as "images" in the order "order".
+fn input_batch(g: &mut Graph, input: &Input) -> Result<TensorId> {
+    let s = &input.shape;
+    let images = g.external("images", &[(s.n_images * s.channels * s.src_h * s.src_w).div_ceil(4)]);
+    let order = g.external("order", &[s.order_len()]);
+    let counters = g.external("counters", &[crate::graph::params::COUNTER_SLOTS]);
+    nn::gather(g, images, order, counters, s, input.slot)
+}
+
 /// The full VAE with its two losses; returns (x, recon, mu).
 fn full(g: &mut Graph, input: &Input, latent: usize, training: bool, seed: u64) -> Result<(TensorId, TensorId, TensorId)> {
     let s = &input.shape;
-    let images = g.external("images", &[s.n_images * s.channels * s.src_h * s.src_w / 4 + 1]);
-    let order = g.external("order", &[s.order_len()]);
+    let x = input_batch(g, input)?;
     let counters = g.external("counters", &[crate::graph::params::COUNTER_SLOTS]);
-    let x = nn::gather(g, images, order, counters, s, input.slot)?;
     let (mu, logvar) = encoder(g, x, latent, training)?;
     let key = RngKey { seed, slot: input.slot, stream: 1 };
     let eps = nn::random(g, counters, &[s.batch, latent], Distribution::Normal { mean: 0.0, std: 1.0 }, key);
@@ -111,6 +120,10 @@ pub struct Vae {
     decode: Executor,
     decode_z: GpuBuffer,
     decode_out: TensorId,
+    encode: Executor,
+    encode_order: GpuBuffer,
+    encode_mu: TensorId,
+    n_test: usize,
     train_order: GpuBuffer,
     n_train: usize,
     steps_per_epoch: usize,
@@ -183,6 +196,13 @@ impl Vae {
         dg.mark_output(out);
         let decode_steps = compile(&mut dg, &store, Mode::Forward)?;
 
+        let mut ng = Graph::new();
+        let enc_in = Input { shape: gather_shape(&data.test, ENCODE.min(data.test.n), 1), slot: EVAL_SLOT };
+        let x = input_batch(&mut ng, &enc_in)?;
+        let (encode_mu, _) = encoder(&mut ng, x, cfg.latent, false)?;
+        ng.mark_output(encode_mu);
+        let encode_steps = compile(&mut ng, &store, Mode::Forward)?;
+
         let train_images = upload_split(gpu, &data.train, "train-images")?;
         let test_images = upload_split(gpu, &data.test, "test-images")?;
         let train_order = gpu.zeros("train-order", (steps_per_epoch * b) as u64 * 4)?;
@@ -205,6 +225,14 @@ impl Vae {
             &[("images", test_images.whole()), ("order", test_order.whole())],
         )?;
         let decode = Executor::new(gpu, &dg, &decode_steps, &store, &[("z", decode_z.whole())])?;
+        let encode_order = gpu.zeros("encode-order", (ENCODE.min(data.test.n) * 4) as u64)?;
+        let encode = Executor::new(
+            gpu,
+            &ng,
+            &encode_steps,
+            &store,
+            &[("images", test_images.whole()), ("order", encode_order.whole())],
+        )?;
 
         let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed ^ 0x5a5a_5a5a);
         let normal = rand_distr::Normal::new(0.0f32, 1.0).expect("unit normal");
@@ -219,6 +247,10 @@ impl Vae {
             decode,
             decode_z,
             decode_out: out,
+            encode,
+            encode_order,
+            encode_mu,
+            n_test: data.test.n,
             train_order,
             n_train: data.train.n,
             steps_per_epoch,
@@ -241,6 +273,28 @@ impl Vae {
         let mut data = self.decode.read(gpu, self.decode_out)?;
         data.truncate(n * SIDE * SIDE);
         Ok(ImageBatch { data, nchw: [n, 1, SIDE, SIDE], range: (0.0, 1.0) })
+    }
+
+    /// μ of the given test images (eval-mode batchnorm), `latent` floats each.
+    pub fn encode_test(&mut self, gpu: &Gpu, indices: &[usize]) -> Result<Vec<f32>> {
+        let cap = ENCODE.min(self.n_test);
+        if indices.is_empty() || indices.len() > cap {
+            bail!("encode: need 1 to {cap} test images, got {}", indices.len());
+        }
+        if let Some(&i) = indices.iter().find(|&&i| i >= self.n_test) {
+            bail!("encode: test image {i} does not exist (the test set has {} images)", self.n_test);
+        }
+        let mut order: Vec<u32> = indices.iter().map(|&i| i as u32).collect();
+        order.resize(cap, 0);
+        gpu.write(&self.encode_order, &order);
+        self.encode.step(gpu, false)?;
+        let mut mu = self.encode.read(gpu, self.encode_mu)?;
+        mu.truncate(indices.len() * self.cfg.latent);
+        Ok(mu)
+    }
+
+    pub fn latent(&self) -> usize {
+        self.cfg.latent
     }
 
     fn set_counter(&self, gpu: &Gpu, slot: usize, value: u32) {

@@ -1,5 +1,5 @@
-//! The graph executor: gradients of a recorded net equal the CPU references composed by hand;
-//! a step is one submit with no uploads and no new GPU objects; same seed ⇒ bit-identical losses.
+//! The graph executor on a normalisation net: gradients equal the CPU references composed by hand;
+//! same seed ⇒ bit-identical losses; oversize tensors are refused with the limit named.
 
 mod common;
 
@@ -89,27 +89,6 @@ fn gradients_match_composed_cpu_references() {
     assert_close("bn1.running_mean", &read(&s, "bn1.running_mean"), &f1.running_mean, 1e-5, 1e-4);
     assert_close("bn2.running_var", &read(&s, "bn2.running_var"), &f2.running_var, 1e-5, 1e-4);
     let _ = &s.graph;
-}
-
-#[test]
-fn a_step_is_one_submit_without_uploads_or_new_gpu_objects() {
-    let g = gpu();
-    let mut s = setup(3, Some(&AdamConfig::default()));
-    s.exec.step(g, false).unwrap();
-    s.exec.finish(g).unwrap();
-    let before = g.device.get_internal_counters().hal;
-    for i in 0..20 {
-        s.exec.step(g, i % 5 == 4).unwrap();
-        s.exec.poll_losses(g, false).unwrap();
-        let st = &s.exec.last_stats;
-        assert_eq!((st.submits, st.bytes_uploaded), (1, 0));
-        assert_eq!(st.dispatches, s.exec.prepared.len());
-    }
-    s.exec.finish(g).unwrap();
-    let after = g.device.get_internal_counters().hal;
-    assert_eq!(before.buffers.read(), after.buffers.read(), "buffers created during steps");
-    assert_eq!(before.bind_groups.read(), after.bind_groups.read(), "bind groups created during steps");
-    assert_eq!(before.compute_pipelines.read(), after.compute_pipelines.read(), "pipelines created during steps");
 }
 
 fn losses(seed: u64, steps: usize) -> Vec<f32> {

@@ -84,12 +84,7 @@ fn mlp(freeze_fc2: bool) -> Graph {
 
 fn mlp_inputs() -> Vec<(&'static str, Vec<f64>)> {
     let t = |seed| rand_vec(seed, B * OUT, 0.0, 1.0).iter().map(|v| v.round()).collect::<Vec<_>>();
-    vec![
-        ("x0", rand_vec(1, B * IN, -2.0, 2.0)),
-        ("t0", t(2)),
-        ("x1", rand_vec(3, B * IN, -2.0, 2.0)),
-        ("t1", t(4)),
-    ]
+    vec![("x0", rand_vec(1, B * IN, -2.0, 2.0)), ("t0", t(2)), ("x1", rand_vec(3, B * IN, -2.0, 2.0)), ("t1", t(4))]
 }
 
 /// CPU loss and gradients (fc1.w, fc1.b, fc2.w, fc2.b) of the MLP, composed from the references.
@@ -178,7 +173,8 @@ const N: usize = 4;
 const Z: usize = 2;
 const CONV: Conv2dShape = Conv2dShape { batch: N, cin: 1, cout: 3, h: 8, w: 8, k: 4, stride: 2, pad: 1 };
 const BN: BatchNormShape = BatchNormShape { n: N, c: 3, h: 4, w: 4 };
-const DEC: ConvTranspose2dShape = ConvTranspose2dShape { batch: N, cin: 3, cout: 1, h: 4, w: 4, k: 4, stride: 2, pad: 1 };
+const DEC: ConvTranspose2dShape =
+    ConvTranspose2dShape { batch: N, cin: 3, cout: 1, h: 4, w: 4, k: 4, stride: 2, pad: 1 };
 const FLAT: usize = 3 * 4 * 4;
 
 fn mini_vae() -> Graph {

@@ -89,7 +89,13 @@ fn input_batch(g: &mut Graph, input: &Input) -> Result<TensorId> {
 }
 
 /// The full VAE with its two losses; returns (x, recon, mu).
-fn full(g: &mut Graph, input: &Input, latent: usize, training: bool, seed: u64) -> Result<(TensorId, TensorId, TensorId)> {
+fn full(
+    g: &mut Graph,
+    input: &Input,
+    latent: usize,
+    training: bool,
+    seed: u64,
+) -> Result<(TensorId, TensorId, TensorId)> {
     let s = &input.shape;
     let x = input_batch(g, input)?;
     let counters = g.external("counters", &[crate::graph::params::COUNTER_SLOTS]);
@@ -353,9 +359,7 @@ impl TrainableModel for Vae {
         let reports = self.eval.poll_losses(gpu, true)?;
         let r = reports.last().context("evaluation produced no loss report")?;
         let (recon, kl) = (r.values[0] as f64, r.values[1] as f64);
-        Ok(Evaluation {
-            figures: vec![("neg_elbo".into(), recon + kl), ("recon".into(), recon), ("kl".into(), kl)],
-        })
+        Ok(Evaluation { figures: vec![("neg_elbo".into(), recon + kl), ("recon".into(), recon), ("kl".into(), kl)] })
     }
 
     fn samples(&mut self, gpu: &Gpu) -> Result<ImageBatch> {

@@ -3,10 +3,10 @@
 use anyhow::{bail, Result};
 
 use crate::graph::{Graph, Init, Op, TensorId};
+use crate::ops::elementwise::Activation;
 use crate::ops::gather::GatherShape;
 use crate::ops::loss::BceReduction;
 use crate::ops::random::{Distribution, RngKey};
-use crate::ops::elementwise::Activation;
 
 /// How a layer's weights start.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -1,0 +1,120 @@
+//! The `train vae`, `eval vae` and `sample vae` commands as a user runs them, on a tiny IDX dataset
+//! written by the test; corrupt datasets are refused with one clear line and nothing written.
+
+use std::io::Write;
+use std::path::Path;
+
+/// Runs the `gputrain` binary; returns (exit code, stdout, stderr).
+fn cli(args: &[&str], cwd: &Path) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gputrain")).args(args).current_dir(cwd).output().unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+}
+
+fn error_line(stderr: &str) -> &str {
+    stderr.lines().find(|l| l.starts_with("error:")).unwrap_or("")
+}
+
+fn idx_images(n: usize, seed: u8) -> Vec<u8> {
+    let mut v = vec![0, 0, 8, 3];
+    for d in [n as u32, 28, 28] {
+        v.extend_from_slice(&d.to_be_bytes());
+    }
+    // A bright square whose position depends on the image: something learnable, not noise.
+    for i in 0..n {
+        let (oy, ox) = ((i * 7 + seed as usize) % 14, (i * 3) % 14);
+        v.extend((0..28 * 28).map(|p| {
+            if (oy..oy + 12).contains(&(p / 28)) && (ox..ox + 12).contains(&(p % 28)) {
+                230
+            } else {
+                0
+            }
+        }));
+    }
+    v
+}
+
+fn idx_labels(n: usize) -> Vec<u8> {
+    let mut v = vec![0, 0, 8, 1];
+    v.extend_from_slice(&(n as u32).to_be_bytes());
+    v.extend((0..n).map(|i| (i % 10) as u8));
+    v
+}
+
+fn gz(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+/// 32 training and 16 test images, the training images gzipped as the real files are.
+fn write_dataset(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("train-images-idx3-ubyte.gz"), gz(&idx_images(32, 0))).unwrap();
+    std::fs::write(dir.join("train-labels-idx1-ubyte"), idx_labels(32)).unwrap();
+    std::fs::write(dir.join("t10k-images-idx3-ubyte"), idx_images(16, 5)).unwrap();
+    std::fs::write(dir.join("t10k-labels-idx1-ubyte"), idx_labels(16)).unwrap();
+}
+
+#[test]
+fn train_then_eval_then_sample_from_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write_dataset(&dir.join("data"));
+    let (code, out, err) = cli(
+        &["train", "vae", "--data", "data", "--batch-size", "8", "--epochs", "2", "--max-steps", "6", "--out", "run"],
+        dir,
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("data: data"), "the run names its data source: {out}");
+    assert!(out.contains("stopped at --max-steps"), "{out}");
+    let ckpt = dir.join("run/checkpoints/last.safetensors");
+    assert!(ckpt.is_file());
+
+    let (code, out, err) = cli(&["eval", "vae", "--checkpoint", "run/checkpoints/last.safetensors"], dir);
+    assert_eq!(code, 0, "{err}");
+    let line = out.lines().find(|l| l.starts_with("test set:")).unwrap_or_else(|| panic!("{out}"));
+    let elbo: f64 = line.split("negative ELBO ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    assert!(elbo.is_finite() && elbo > 0.0, "{line}");
+
+    for args in [
+        &["sample", "vae", "--checkpoint", "run/checkpoints/last.safetensors", "--n", "16", "--out", "s.png"][..],
+        &["sample", "vae", "--checkpoint", "run/checkpoints/last.safetensors", "--interpolate", "--out", "i.png"],
+    ] {
+        let (code, out, err) = cli(args, dir);
+        assert_eq!(code, 0, "{args:?}: {out}\n{err}");
+    }
+    assert!(image::open(dir.join("s.png")).is_ok());
+    assert!(image::open(dir.join("i.png")).is_ok());
+}
+
+#[test]
+fn corrupt_datasets_are_refused_naming_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let good = idx_images(32, 0);
+    let mut truncated_gz = gz(&good);
+    truncated_gz.truncate(truncated_gz.len() / 2);
+    let mut wrong_magic = good.clone();
+    wrong_magic[3] = 9;
+    let mut too_many = good.clone();
+    too_many[4..8].copy_from_slice(&1000u32.to_be_bytes());
+    for (case, file, bytes, want) in [
+        ("truncated", "train-images-idx3-ubyte.gz", truncated_gz, "train-images-idx3-ubyte.gz"),
+        ("magic", "train-images-idx3-ubyte", wrong_magic, "magic"),
+        ("dims", "train-images-idx3-ubyte", too_many, "1000"),
+        ("empty", "train-images-idx3-ubyte", vec![], "train-images-idx3-ubyte"),
+    ] {
+        let data = dir.join(case);
+        write_dataset(&data);
+        std::fs::remove_file(data.join("train-images-idx3-ubyte.gz")).unwrap();
+        std::fs::write(data.join(file), bytes).unwrap();
+        let out = format!("run-{case}");
+        let (code, _, err) = cli(&["train", "vae", "--data", case, "--batch-size", "8", "--out", &out], dir);
+        assert_eq!(code, 1, "{case}: {err}");
+        let line = error_line(&err);
+        assert!(line.contains(&format!("--data {case}")) && line.contains(want), "{case}: {err}");
+        assert!(!err.contains("panicked"), "{case}: {err}");
+        assert!(!dir.join(&out).exists(), "{case}: a run directory was left behind");
+    }
+}

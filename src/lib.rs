@@ -1,5 +1,6 @@
 //! Generative models trained end to end on the GPU through hand-written WGSL compute shaders.
 
+pub mod bench;
 pub mod data;
 pub mod graph;
 pub mod models;

@@ -38,6 +38,27 @@ enum Command {
     /// Write a PNG grid of images from a checkpoint.
     #[command(subcommand)]
     Sample(SampleCmd),
+    /// Time training steps headless: ms/step, images/s, traffic per step and a per-kernel table.
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Which model's training step to time: vae, gan or all.
+    #[arg(long, default_value = "all")]
+    model: String,
+    /// Batch sizes, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [128usize])]
+    batch_size: Vec<usize>,
+    /// Timed steps per configuration (after 2 warm-up steps).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
+    steps: u64,
+    /// Dataset directory (default: the usual lookup).
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Print one JSON document instead of the tables.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -160,6 +181,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Eval(EvalCmd::Vae { checkpoint, data }) => eval_vae(&checkpoint, data.as_deref(), gpu),
         Command::Sample(SampleCmd::Vae(a)) => sample_vae(a, gpu),
+        Command::Bench(a) => bench(a, gpu),
     }
 }
 
@@ -337,5 +359,46 @@ fn sample_vae(a: SampleVae, gpu: impl Fn() -> Result<Gpu>) -> Result<()> {
     let images = model.decode(&gpu, &z)?;
     run::save_batch(&out, &images)?;
     println!("wrote {} ({n} images)", out.display());
+    Ok(())
+}
+
+fn bench(a: BenchArgs, gpu: impl Fn() -> Result<Gpu>) -> Result<()> {
+    let models: Vec<&str> = match a.model.as_str() {
+        "all" => vec!["vae"],
+        "vae" => vec!["vae"],
+        "gan" => bail!("--model gan: the GAN is not implemented yet; use --model vae"),
+        m => bail!("--model {m}: expected vae, gan or all"),
+    };
+    if let Some(b) = a.batch_size.iter().find(|&&b| b == 0) {
+        bail!("--batch-size {b}: must be at least 1");
+    }
+    let data = Dataset::load(a.data.as_deref())?;
+    let gpu = gpu()?;
+    if !a.json {
+        println!("{}\ndata: {}", gpu.describe(), data.source);
+    }
+    let mut results = Vec::new();
+    for m in &models {
+        for &b in &a.batch_size {
+            let s = VaeSettings { batch_size: b, lr: 1e-3, latent: 32, seed: 0 };
+            let r = gputrain::bench::run(&gpu, m, b, a.steps as usize, 2, || {
+                Ok(new_vae(&gpu, &s, &data)? as Box<dyn TrainableModel>)
+            })?;
+            if !a.json {
+                print!("{}", gputrain::bench::to_text(&r));
+            }
+            results.push(r);
+        }
+    }
+    if a.json {
+        let doc = json!({
+            "adapter": gpu.describe(),
+            "software_adapter": gpu.is_software(),
+            "timestamp_queries": gpu.has_timestamps(),
+            "data": data.source,
+            "results": results.iter().map(gputrain::bench::to_json).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    }
     Ok(())
 }

@@ -118,3 +118,39 @@ fn corrupt_datasets_are_refused_naming_the_file() {
         assert!(!dir.join(&out).exists(), "{case}: a run directory was left behind");
     }
 }
+
+#[test]
+fn bench_json_reports_consistent_fields() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write_dataset(&dir.join("data"));
+    let (code, out, err) =
+        cli(&["bench", "--model", "vae", "--batch-size", "4,8", "--steps", "2", "--json", "--data", "data"], dir);
+    assert_eq!(code, 0, "{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let results = doc["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    for (r, b) in results.iter().zip([4, 8]) {
+        assert_eq!((r["model"].as_str(), r["batch_size"].as_u64()), (Some("vae"), Some(b)));
+        assert_eq!(r["submits_per_step"], 1);
+        assert_eq!(r["bytes_uploaded_per_step"], 0);
+        assert!(r["dispatches_per_step"].as_u64().unwrap() > 50);
+        let t = &r["ms_per_step"];
+        let (lo, med, hi) = (t["min"].as_f64().unwrap(), t["median"].as_f64().unwrap(), t["max"].as_f64().unwrap());
+        assert!(0.0 < lo && lo <= med && med <= hi, "{t}");
+        let ips = r["images_per_s"].as_f64().unwrap();
+        assert!((ips - b as f64 / (med / 1e3)).abs() < 1e-6 * ips);
+        if doc["timestamp_queries"] == true {
+            let kernels = r["kernels"].as_array().unwrap();
+            let calls: u64 = kernels.iter().map(|k| k["calls"].as_u64().unwrap()).sum();
+            assert_eq!(calls, r["dispatches_per_step"].as_u64().unwrap());
+            let share: f64 = kernels.iter().map(|k| k["share"].as_f64().unwrap()).sum();
+            assert!((share - 1.0).abs() < 1e-6, "shares sum to {share}");
+            let o = r["outside_kernels_share"].as_f64().unwrap();
+            assert!((0.0..1.0).contains(&o));
+        }
+    }
+    let (code, _, err) = cli(&["bench", "--model", "resnet"], dir);
+    assert_eq!(code, 1);
+    assert!(error_line(&err).contains("--model resnet"), "{err}");
+}

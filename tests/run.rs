@@ -139,6 +139,12 @@ impl TrainableModel for Fake {
         self.step = ckpt.get_i64("optim.step", &[])?[0] as u64;
         Ok(())
     }
+    fn step_dispatches(&self) -> Vec<&gputrain::runtime::launch::Prepared> {
+        Vec::new()
+    }
+    fn step_stats(&self) -> gputrain::graph::StepStats {
+        gputrain::graph::StepStats { dispatches: 0, submits: 1, bytes_uploaded: 0, bytes_read_back: 0 }
+    }
 }
 
 fn opts(out: &Path, epochs: u64) -> RunOptions {

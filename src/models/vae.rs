@@ -9,12 +9,13 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
 use crate::data::{Dataset, Split};
-use crate::graph::{compile, Executor, Graph, Mode, ParamStore, TensorId};
+use crate::graph::{compile, Executor, Graph, Mode, ParamStore, StepStats, TensorId};
 use crate::nn::{self, WeightInit};
 use crate::ops::adam::AdamConfig;
 use crate::ops::elementwise::Activation;
 use crate::ops::gather::{pack_u8, GatherShape};
 use crate::ops::random::{Distribution, RngKey};
+use crate::runtime::launch::Prepared;
 use crate::runtime::{Gpu, GpuBuffer};
 use crate::train::checkpoint::{Checkpoint, TensorData};
 use crate::train::model::{Evaluation, ImageBatch, TrainableModel};
@@ -388,5 +389,13 @@ impl TrainableModel for Vae {
     fn load(&mut self, gpu: &Gpu, ckpt: &Checkpoint) -> Result<()> {
         self.global_step = crate::models::state::load(gpu, &self.store, ckpt)?;
         Ok(())
+    }
+
+    fn step_dispatches(&self) -> Vec<&Prepared> {
+        self.train.prepared.iter().collect()
+    }
+
+    fn step_stats(&self) -> StepStats {
+        self.train.last_stats.clone()
     }
 }

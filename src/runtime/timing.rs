@@ -28,7 +28,7 @@ impl Gpu {
 
     /// GPU time of each dispatch in seconds, from timestamp queries around one compute pass per
     /// dispatch; `None` when the adapter has no timestamp queries (e.g. the GL backend).
-    pub fn kernel_times(&self, prepared: &[Prepared]) -> Result<Option<Vec<f64>>> {
+    pub fn kernel_times<P: std::borrow::Borrow<Prepared>>(&self, prepared: &[P]) -> Result<Option<Vec<f64>>> {
         if !self.has_timestamps() || prepared.is_empty() {
             return Ok(None);
         }
@@ -46,6 +46,7 @@ impl Gpu {
         });
         let mut enc = self.device.create_command_encoder(&Default::default());
         for (i, p) in prepared.iter().enumerate() {
+            let p = p.borrow();
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some(p.entry),
                 timestamp_writes: Some(wgpu::ComputePassTimestampWrites {

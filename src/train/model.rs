@@ -4,6 +4,8 @@
 use anyhow::Result;
 
 use super::checkpoint::{Checkpoint, TensorData};
+use crate::graph::StepStats;
+use crate::runtime::launch::Prepared;
 use crate::runtime::Gpu;
 
 /// Test-set evaluation: named figures (e.g. "recon", "kl", "neg_elbo"), in a stable order.
@@ -49,4 +51,8 @@ pub trait TrainableModel {
     fn state(&self, gpu: &Gpu) -> Result<Vec<(String, TensorData)>>;
     /// Restores what `state` saved; errors name the checkpoint and the tensor that is wrong.
     fn load(&mut self, gpu: &Gpu, ckpt: &Checkpoint) -> Result<()>;
+    /// The dispatches of one training step, in order (for per-kernel timing).
+    fn step_dispatches(&self) -> Vec<&Prepared>;
+    /// GPU work and host traffic of the last training step.
+    fn step_stats(&self) -> StepStats;
 }

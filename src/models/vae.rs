@@ -270,7 +270,7 @@ impl Vae {
     /// Decodes up to 64 latent vectors (`latent` floats each) with eval-mode batchnorm.
     pub fn decode(&mut self, gpu: &Gpu, z: &[f32]) -> Result<ImageBatch> {
         let n = z.len() / self.cfg.latent;
-        if n == 0 || n > SAMPLES || z.len() % self.cfg.latent != 0 {
+        if n == 0 || n > SAMPLES || !z.len().is_multiple_of(self.cfg.latent) {
             bail!("decode: need 1 to {SAMPLES} latent vectors of {} floats, got {} floats", self.cfg.latent, z.len());
         }
         let mut padded = z.to_vec();

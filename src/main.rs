@@ -8,6 +8,10 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value};
 
+mod cli {
+    pub mod gan;
+}
+
 use gputrain::data::Dataset;
 use gputrain::models::vae::{Vae, VaeConfig};
 use gputrain::runtime::{BackendChoice, Gpu};
@@ -65,11 +69,17 @@ struct BenchArgs {
 enum TrainCmd {
     /// The convolutional VAE (Fashion-MNIST, 1×32×32).
     Vae(TrainVae),
-    /// The DCGAN (not implemented yet).
-    Gan {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-        args: Vec<String>,
-    },
+    /// The DCGAN (Fashion-MNIST, 1×32×32 in [−1, 1]); defaults: 5 epochs, lr 2e-4, latent 100.
+    Gan(TrainGan),
+}
+
+#[derive(Args)]
+struct TrainGan {
+    #[command(flatten)]
+    common: TrainVae,
+    /// One-sided label smoothing: the discriminator's target for real images (e.g. 0.9) [default: 1].
+    #[arg(long, value_name = "REAL_LABEL")]
+    label_smoothing: Option<f32>,
 }
 
 #[derive(Subcommand)]
@@ -88,6 +98,8 @@ enum EvalCmd {
 enum SampleCmd {
     /// Decoded z ~ N(0, I), or with --interpolate a latent walk between two test images.
     Vae(SampleVae),
+    /// Generated images from z ~ N(0, I).
+    Gan(cli::gan::SampleGan),
 }
 
 /// Hyper-parameters left out when resuming are taken from the checkpoint, so that
@@ -176,11 +188,10 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Train(TrainCmd::Vae(a)) => train_vae(a, backend, gpu),
-        Command::Train(TrainCmd::Gan { .. }) => {
-            bail!("the GAN is not implemented yet; `train vae` is the model available now")
-        }
+        Command::Train(TrainCmd::Gan(a)) => cli::gan::train(a.common, a.label_smoothing, backend, gpu),
         Command::Eval(EvalCmd::Vae { checkpoint, data }) => eval_vae(&checkpoint, data.as_deref(), gpu),
         Command::Sample(SampleCmd::Vae(a)) => sample_vae(a, gpu),
+        Command::Sample(SampleCmd::Gan(a)) => cli::gan::sample(a, gpu),
         Command::Bench(a) => bench(a, gpu),
     }
 }
@@ -270,25 +281,44 @@ fn train_vae(a: TrainVae, backend: BackendChoice, gpu: impl Fn() -> Result<Gpu>)
         seed: a.seed.unwrap_or(d.seed),
     };
     check_vae_settings(&s)?;
-    let epochs = a.epochs.or(from.get("epochs").and_then(Value::as_u64)).unwrap_or(10);
-    let data_dir = a.data.clone().or(from.get("data").and_then(Value::as_str).map(PathBuf::from));
-    let data = Dataset::load(data_dir.as_deref())?;
     let settings = json!({
         "model": "vae",
-        "epochs": epochs,
         "batch_size": s.batch_size,
         "lr": s.lr,
         "latent": s.latent,
         "seed": s.seed,
+    });
+    train_model(a, &from, settings, 10, backend, gpu, |gpu, data| Ok(new_vae(gpu, &s, data)? as Box<dyn TrainableModel>))
+}
+
+/// The run shared by every model: dataset lookup, settings record, run directory, Ctrl-C, summary.
+/// `settings` holds the model's hyper-parameters; the run's own flags are added here.
+fn train_model(
+    a: TrainVae,
+    from: &Value,
+    mut settings: Value,
+    default_epochs: u64,
+    backend: BackendChoice,
+    gpu: impl Fn() -> Result<Gpu>,
+    build: impl FnOnce(&Gpu, &Dataset) -> Result<Box<dyn TrainableModel>>,
+) -> Result<()> {
+    let epochs = a.epochs.or(from.get("epochs").and_then(Value::as_u64)).unwrap_or(default_epochs);
+    let data_dir = a.data.clone().or(from.get("data").and_then(Value::as_str).map(PathBuf::from));
+    let data = Dataset::load(data_dir.as_deref())?;
+    let extra = json!({
+        "epochs": epochs,
         "data": data_dir.as_ref().map(|d| d.display().to_string()),
         "dataset": data.source,
         "max_steps": a.max_steps,
         "log_every": a.log_every,
         "backend": backend.to_string(),
     });
+    if let (Some(s), Value::Object(e)) = (settings.as_object_mut(), extra) {
+        s.extend(e);
+    }
     let gpu = gpu()?;
     println!("data: {}", data.source);
-    let mut model = new_vae(&gpu, &s, &data)?;
+    let mut model = build(&gpu, &data)?;
     let stop = Arc::new(AtomicBool::new(false));
     run::install_interrupt_handler(stop.clone())?;
     let opts = RunOptions {
@@ -364,9 +394,9 @@ fn sample_vae(a: SampleVae, gpu: impl Fn() -> Result<Gpu>) -> Result<()> {
 
 fn bench(a: BenchArgs, gpu: impl Fn() -> Result<Gpu>) -> Result<()> {
     let models: Vec<&str> = match a.model.as_str() {
-        "all" => vec!["vae"],
+        "all" => vec!["vae", "gan"],
         "vae" => vec!["vae"],
-        "gan" => bail!("--model gan: the GAN is not implemented yet; use --model vae"),
+        "gan" => vec!["gan"],
         m => bail!("--model {m}: expected vae, gan or all"),
     };
     if let Some(b) = a.batch_size.iter().find(|&&b| b == 0) {
@@ -380,9 +410,14 @@ fn bench(a: BenchArgs, gpu: impl Fn() -> Result<Gpu>) -> Result<()> {
     let mut results = Vec::new();
     for m in &models {
         for &b in &a.batch_size {
-            let s = VaeSettings { batch_size: b, lr: 1e-3, latent: 32, seed: 0 };
             let r = gputrain::bench::run(&gpu, m, b, a.steps as usize, 2, || {
-                Ok(new_vae(&gpu, &s, &data)? as Box<dyn TrainableModel>)
+                Ok(if *m == "vae" {
+                    let s = VaeSettings { batch_size: b, lr: 1e-3, latent: 32, seed: 0 };
+                    new_vae(&gpu, &s, &data)? as Box<dyn TrainableModel>
+                } else {
+                    let c = gputrain::models::gan::GanConfig { batch_size: b, ..Default::default() };
+                    Box::new(gputrain::models::gan::Gan::new(&gpu, &c, &data)?)
+                })
             })?;
             if !a.json {
                 print!("{}", gputrain::bench::to_text(&r));

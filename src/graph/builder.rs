@@ -48,6 +48,8 @@ pub struct Graph {
     pub params: Vec<ParamSpec>,
     /// Named scalar losses; their sum is what backward differentiates.
     pub losses: Vec<(String, TensorId)>,
+    /// Named scalars reported beside the losses but never differentiated (e.g. a discriminator's mean output).
+    pub metrics: Vec<(String, TensorId)>,
     /// Tensors the host reads after a step (images to save, encodings): kept alive to the end.
     pub outputs: Vec<TensorId>,
     /// Parameters this graph reads but must not update (a GAN's G step through a frozen D).
@@ -162,5 +164,14 @@ impl Graph {
 
     pub fn add_loss(&mut self, name: &str, t: TensorId) {
         self.losses.push((name.to_string(), t));
+    }
+
+    pub fn add_metric(&mut self, name: &str, t: TensorId) {
+        self.metrics.push((name.to_string(), t));
+    }
+
+    /// Losses then metrics: the scalars an executor accumulates and reports, in that order.
+    pub fn reported(&self) -> impl Iterator<Item = &(String, TensorId)> {
+        self.losses.iter().chain(&self.metrics)
     }
 }

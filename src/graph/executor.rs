@@ -75,7 +75,7 @@ impl Executor {
         let align = (gpu.limits.min_storage_buffer_offset_alignment as u64).max(256);
         // Losses are read by the accumulation dispatches appended after the plan, so they live to the end.
         let mut keep = graph.outputs.clone();
-        keep.extend(graph.losses.iter().map(|(_, t)| *t));
+        keep.extend(graph.reported().map(|(_, t)| *t));
         let plan: Placement = place(&graph.tensors, &roots, steps, &keep, max_bind, align)?;
         let arena = plan
             .bank_bytes
@@ -83,14 +83,14 @@ impl Executor {
             .enumerate()
             .map(|(i, &b)| gpu.zeros(&format!("arena{i}"), b))
             .collect::<Result<Vec<_>>>()?;
-        let n_losses = graph.losses.len();
+        let n_losses = graph.reported().count();
         let loss_accum = gpu.zeros("loss_accum", (n_losses.max(1) * ALIGN_FLOATS) as u64 * 4)?;
         let externals: HashMap<&str, Operand<'_>> = externals.iter().copied().collect();
 
         let mut all_steps = steps.to_vec();
         let mut extra_ops: Vec<Operand<'_>> = Vec::new();
         // Loss accumulation: loss_accum[i] += loss_i, bound as extra operands after the graph tensors.
-        for (i, (_, t)) in graph.losses.iter().enumerate() {
+        for (i, (_, t)) in graph.reported().enumerate() {
             let acc = crate::ops::elementwise::accumulate(1)?;
             let acc_id = super::TensorId(graph.tensors.len() + extra_ops.len());
             extra_ops.push(loss_accum.range_f32(i * ALIGN_FLOATS, 1));
@@ -145,7 +145,7 @@ impl Executor {
         Ok(Executor {
             outputs,
             prepared,
-            loss_names: graph.losses.iter().map(|(n, _)| n.clone()).collect(),
+            loss_names: graph.reported().map(|(n, _)| n.clone()).collect(),
             arena_bytes: plan.bank_bytes.iter().sum(),
             arena,
             loss_accum,
@@ -161,42 +161,56 @@ impl Executor {
     /// Records and submits one step. With `log`, the summed losses since the last log are copied to
     /// a staging buffer and mapped asynchronously; collect them with `poll_losses`.
     pub fn step(&mut self, gpu: &Gpu, log: bool) -> Result<()> {
+        Executor::step_chain(gpu, &mut [self], log)
+    }
+
+    /// One step of several executors in order (a GAN's discriminator then generator update) in one
+    /// command encoder, one compute pass and one submit.
+    pub fn step_chain(gpu: &Gpu, execs: &mut [&mut Executor], log: bool) -> Result<()> {
         let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("step") });
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
-            for p in &self.prepared {
-                p.encode(&mut pass);
+            for e in execs.iter() {
+                for p in &e.prepared {
+                    p.encode(&mut pass);
+                }
             }
         }
-        self.steps_since_log += 1;
-        let mut read_back = 0;
-        let mut mapping = None;
-        if log {
-            let k = self.next_staging;
-            if self.staging[k].state.load(Ordering::Acquire) != UNMAPPED {
-                // Logging faster than the GPU finishes: wait for the older read instead of losing it.
-                self.collect(gpu, true)?;
+        let mut mapping = Vec::new();
+        for e in execs.iter_mut() {
+            e.steps_since_log += 1;
+            if log {
+                let k = e.next_staging;
+                if e.staging[k].state.load(Ordering::Acquire) != UNMAPPED {
+                    // Logging faster than the GPU finishes: wait for the older read instead of losing it.
+                    e.collect(gpu, true)?;
+                }
+                enc.copy_buffer_to_buffer(&e.loss_accum.buffer, 0, &e.staging[k].buffer, 0, e.loss_accum.bytes);
+                enc.clear_buffer(&e.loss_accum.buffer, 0, None);
+                e.staging[k].steps = e.steps_since_log;
+                e.steps_since_log = 0;
+                e.next_staging = (k + 1) % e.staging.len();
+                mapping.push(Some(k));
+            } else {
+                mapping.push(None);
             }
-            enc.copy_buffer_to_buffer(&self.loss_accum.buffer, 0, &self.staging[k].buffer, 0, self.loss_accum.bytes);
-            enc.clear_buffer(&self.loss_accum.buffer, 0, None);
-            self.staging[k].steps = self.steps_since_log;
-            self.steps_since_log = 0;
-            self.next_staging = (k + 1) % self.staging.len();
-            read_back = self.loss_accum.bytes;
-            mapping = Some(k);
         }
         gpu.queue.submit([enc.finish()]);
-        if let Some(k) = mapping {
-            let st = self.staging[k].state.clone();
-            st.store(PENDING, Ordering::Release);
-            self.staging[k].buffer.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-                st.store(if r.is_ok() { READY } else { FAILED }, Ordering::Release);
-            });
+        for (e, m) in execs.iter_mut().zip(mapping) {
+            let mut read_back = 0;
+            if let Some(k) = m {
+                let st = e.staging[k].state.clone();
+                st.store(PENDING, Ordering::Release);
+                e.staging[k].buffer.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+                    st.store(if r.is_ok() { READY } else { FAILED }, Ordering::Release);
+                });
+                read_back = e.loss_accum.bytes;
+            }
+            e.steps_done += 1;
+            e.last_stats =
+                StepStats { dispatches: e.prepared.len(), submits: 1, bytes_uploaded: 0, bytes_read_back: read_back };
         }
         let _ = gpu.device.poll(wgpu::PollType::Poll);
-        self.steps_done += 1;
-        self.last_stats =
-            StepStats { dispatches: self.prepared.len(), submits: 1, bytes_uploaded: 0, bytes_read_back: read_back };
         Ok(())
     }
 

@@ -34,6 +34,8 @@ pub enum Op {
     ConvT2d(ConvTranspose2dShape, bool),
     /// Loss = Σ x. Inputs `[x]`, outputs `[loss]` (a scalar).
     SumLoss,
+    /// The mean of x, for reporting (not differentiated). Inputs `[x]`, outputs `[mean]`.
+    Mean,
     /// Binary cross-entropy of probabilities against targets (targets get no gradient).
     /// Inputs `[p, t]`, outputs `[loss]`.
     Bce { batch: usize, per_item: usize, reduction: BceReduction },
@@ -53,7 +55,7 @@ fn bind(calls: Vec<KernelCall>, args: Vec<super::TensorId>) -> Vec<BoundCall> {
 
 impl Op {
     pub fn differentiable(&self) -> bool {
-        !matches!(self, Op::Gather(..) | Op::Random(..))
+        !matches!(self, Op::Gather(..) | Op::Random(..) | Op::Mean)
     }
 
     pub fn forward(&self, g: &Graph, node: &Node) -> Result<Vec<BoundCall>> {
@@ -64,6 +66,7 @@ impl Op {
             Op::Random(d, key) => bind(random::fill(g.len(o[0]), *d, *key)?, vec![i[0], o[0]]),
             Op::Act(a) => bind(elementwise::forward(*a, g.len(i[0]))?, vec![i[0], o[0]]),
             Op::SumLoss => bind(reduce::sum(g.len(i[0]))?, vec![i[0], o[0]]),
+            Op::Mean => bind(reduce::mean(g.len(i[0]))?, vec![i[0], o[0]]),
             Op::Linear { batch, inp, out } => bind(matmul::linear_forward(*batch, *inp, *out)?, with_out(i, o[0])),
             Op::Bce { batch, per_item, reduction } => {
                 bind(loss::bce_forward(*batch, *per_item, *reduction)?, vec![i[0], i[1], o[0]])
@@ -85,7 +88,7 @@ impl Op {
                     ctx.alias_grad(i[0], g)?;
                 }
             }
-            Op::Gather(..) | Op::Random(..) => {}
+            Op::Gather(..) | Op::Random(..) | Op::Mean => {}
             Op::Act(a) => {
                 let Some(dy) = ctx.grad(o[0]) else { return Ok(()) };
                 let t = ctx.target(i[0]);

@@ -1,4 +1,5 @@
 //! The seeds' models, built from nn layers.
 
+pub mod gan;
 pub mod state;
 pub mod vae;

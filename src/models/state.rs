@@ -12,7 +12,14 @@ fn f32_tensor(shape: &[usize], data: &[f32]) -> TensorData {
     TensorData::F32 { shape: shape.to_vec(), data: data.to_vec() }
 }
 
-pub fn save(gpu: &Gpu, store: &ParamStore, step: u64) -> Result<Vec<(String, TensorData)>> {
+/// `batches(layer)` is how many batches the batchnorm `layer` has normalised in `step` steps (PyTorch's
+/// num_batches_tracked): `step` for the VAE, more for a discriminator that sees several batches a step.
+pub fn save(
+    gpu: &Gpu,
+    store: &ParamStore,
+    step: u64,
+    batches: &dyn Fn(&str) -> u64,
+) -> Result<Vec<(String, TensorData)>> {
     let params = gpu.read_f32(store.params.whole())?;
     let m = gpu.read_f32(store.adam_m.whole())?;
     let v = gpu.read_f32(store.adam_v.whole())?;
@@ -30,8 +37,7 @@ pub fn save(gpu: &Gpu, store: &ParamStore, step: u64) -> Result<Vec<(String, Ten
         } else {
             out.push((name.clone(), f32_tensor(&s.shape, &state[r])));
             if let Some(prefix) = name.strip_suffix(".running_var") {
-                // PyTorch counts batches per batchnorm layer; every layer sees every training step.
-                let nbt = TensorData::I64 { shape: vec![], data: vec![step as i64] };
+                let nbt = TensorData::I64 { shape: vec![], data: vec![batches(prefix) as i64] };
                 out.push((format!("{prefix}.num_batches_tracked"), nbt));
             }
         }

@@ -383,7 +383,8 @@ impl TrainableModel for Vae {
     }
 
     fn state(&self, gpu: &Gpu) -> Result<Vec<(String, TensorData)>> {
-        crate::models::state::save(gpu, &self.store, self.global_step)
+        // Every batchnorm layer normalises one batch per training step.
+        crate::models::state::save(gpu, &self.store, self.global_step, &|_| self.global_step)
     }
 
     fn load(&mut self, gpu: &Gpu, ckpt: &Checkpoint) -> Result<()> {

@@ -99,9 +99,37 @@ pub fn linear(g: &mut Graph, prefix: &str, x: TensorId, out: usize, init: Weight
     Ok(y)
 }
 
-/// BatchNorm2d (or 1d on [N, C]) with `{prefix}.weight/.bias/.running_mean/.running_var`; training
-/// mode uses batch statistics and updates the running ones, eval mode uses the running ones.
-pub fn batchnorm(g: &mut Graph, prefix: &str, x: TensorId, training: bool, init: WeightInit) -> Result<TensorId> {
+/// How a batchnorm layer normalises in one graph.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BnMode {
+    /// Batch statistics; the running statistics are updated (PyTorch's `train()`).
+    Train,
+    /// Batch statistics without touching the running ones: a second forward pass of the same batch
+    /// in one training iteration (a GAN's generator step re-running G) must not count it twice.
+    TrainNoStats,
+    /// The running statistics (PyTorch's `eval()`).
+    Eval,
+}
+
+impl From<bool> for BnMode {
+    fn from(training: bool) -> BnMode {
+        if training {
+            BnMode::Train
+        } else {
+            BnMode::Eval
+        }
+    }
+}
+
+/// BatchNorm2d (or 1d on [N, C]) with `{prefix}.weight/.bias/.running_mean/.running_var`.
+pub fn batchnorm(
+    g: &mut Graph,
+    prefix: &str,
+    x: TensorId,
+    mode: impl Into<BnMode>,
+    init: WeightInit,
+) -> Result<TensorId> {
+    let mode = mode.into();
     let s = g.shape(x).to_vec();
     let (n, c, h, w) = match s[..] {
         [n, c, h, w] => (n, c, h, w),
@@ -114,11 +142,18 @@ pub fn batchnorm(g: &mut Graph, prefix: &str, x: TensorId, training: bool, init:
     };
     let gamma = g.param(&format!("{prefix}.weight"), &[c], gamma_init)?;
     let beta = g.param(&format!("{prefix}.bias"), &[c], Init::Const(0.0))?;
-    let rm = g.state(&format!("{prefix}.running_mean"), &[c], Init::Const(0.0))?;
-    let rv = g.state(&format!("{prefix}.running_var"), &[c], Init::Const(1.0))?;
+    let (rm, rv) = if mode == BnMode::TrainNoStats {
+        // The kernel still reads and writes running statistics; give it scratch it may clobber.
+        (g.transient(&format!("{prefix}.scratch_mean"), &[c]), g.transient(&format!("{prefix}.scratch_var"), &[c]))
+    } else {
+        (
+            g.state(&format!("{prefix}.running_mean"), &[c], Init::Const(0.0))?,
+            g.state(&format!("{prefix}.running_var"), &[c], Init::Const(1.0))?,
+        )
+    };
     let shape = crate::ops::batchnorm::BatchNormShape { n, c, h, w };
     let y = g.transient(&format!("{prefix}.out"), &s);
-    if training {
+    if mode != BnMode::Eval {
         let saved = g.transient(&format!("{prefix}.saved"), &[2 * c]);
         g.push(Op::BatchNorm(shape), vec![x, gamma, beta, rm, rv], vec![y, saved]);
     } else {
@@ -203,4 +238,12 @@ pub fn kl_divergence(g: &mut Graph, mu: TensorId, logvar: TensorId) -> Result<Te
     let l = g.transient("kl", &[1]);
     g.push(Op::Kl { batch, z }, vec![mu, logvar], vec![l]);
     Ok(l)
+}
+
+/// The mean of `x` as a scalar, for metrics reported beside the losses.
+pub fn mean(g: &mut Graph, x: TensorId) -> TensorId {
+    let name = format!("{}.mean", g.info(x).name);
+    let m = g.transient(&name, &[1]);
+    g.push(Op::Mean, vec![x], vec![m]);
+    m
 }

@@ -1,0 +1,404 @@
+//! The seeds' DCGAN on 1×32×32 images in [−1, 1] (z = 100, BCE, Adam 2e-4 with β = (0.5, 0.999)).
+//!
+//! One training iteration is two graphs replayed in one submit: the discriminator step (a real and a
+//! generated batch, G frozen) and the generator step (the same noise through G and a frozen D, with
+//! the non-saturating loss). Both draw the same noise from the step counter, so G's output is the same
+//! batch in both; the G step normalises it without counting it again in G's running statistics, as
+//! PyTorch's loop (one G forward per iteration, three D forwards) would.
+
+use anyhow::{bail, Context, Result};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use std::collections::VecDeque;
+
+use crate::data::{Dataset, Split};
+use crate::graph::{compile, Executor, Graph, LossReport, Mode, ParamStore, StepStats, TensorId};
+use crate::nn::{self, BnMode, WeightInit};
+use crate::ops::adam::AdamConfig;
+use crate::ops::elementwise::Activation;
+use crate::ops::gather::{pack_u8, GatherShape};
+use crate::ops::loss::BceReduction;
+use crate::ops::random::{Distribution, RngKey};
+use crate::runtime::launch::Prepared;
+use crate::runtime::{Gpu, GpuBuffer};
+use crate::train::checkpoint::{Checkpoint, TensorData};
+use crate::train::model::{Evaluation, ImageBatch, TrainableModel};
+
+const SIDE: usize = 32;
+const PAD: usize = 2;
+/// The fixed noise vectors of the per-epoch sample grid.
+const SAMPLES: usize = 64;
+/// Batchnorm layers of D normalise three batches per iteration (real, fake, fake in the G step).
+const D_BATCHES_PER_STEP: u64 = 3;
+/// Below this ratio of generated to real batch diversity the run warns of mode collapse.
+pub const COLLAPSE_RATIO: f64 = 0.1;
+/// An untrained generator's images are all alike without having collapsed: no warning before this step.
+const COLLAPSE_WARMUP_STEPS: u64 = 200;
+
+#[derive(Clone, Debug)]
+pub struct GanConfig {
+    pub batch_size: usize,
+    pub lr: f32,
+    pub latent: usize,
+    pub seed: u64,
+    /// Target for real images in the D loss (1 = none; 0.9 is one-sided smoothing).
+    pub real_label: f32,
+}
+
+impl Default for GanConfig {
+    fn default() -> Self {
+        GanConfig { batch_size: 128, lr: 2e-4, latent: 100, seed: 0, real_label: 1.0 }
+    }
+}
+
+/// G: z [B, latent, 1, 1] → images [B, 1, 32, 32] in [−1, 1].
+fn generator(g: &mut Graph, z: TensorId, bn: BnMode) -> Result<TensorId> {
+    let mut h = z;
+    for (i, cout, stride, pad) in [(0, 256, 1, 0), (3, 128, 2, 1), (6, 64, 2, 1)] {
+        h = nn::conv_transpose2d(g, &format!("generator.{i}"), h, cout, 4, stride, pad, false, WeightInit::Dcgan)?;
+        h = nn::batchnorm(g, &format!("generator.{}", i + 1), h, bn, WeightInit::Dcgan)?;
+        h = nn::act(g, h, Activation::Relu);
+    }
+    let h = nn::conv_transpose2d(g, "generator.9", h, 1, 4, 2, 1, false, WeightInit::Dcgan)?;
+    Ok(nn::act(g, h, Activation::Tanh))
+}
+
+/// D: images → probability of "real", [B, 1, 1, 1].
+fn discriminator(g: &mut Graph, x: TensorId, bn: BnMode) -> Result<TensorId> {
+    let lrelu = Activation::LeakyRelu(0.2);
+    let h = nn::conv2d(g, "discriminator.0", x, 64, 4, 2, 1, false, WeightInit::Dcgan)?;
+    let mut h = nn::act(g, h, lrelu);
+    for (i, cout) in [(2, 128), (5, 256)] {
+        h = nn::conv2d(g, &format!("discriminator.{i}"), h, cout, 4, 2, 1, false, WeightInit::Dcgan)?;
+        h = nn::batchnorm(g, &format!("discriminator.{}", i + 1), h, bn, WeightInit::Dcgan)?;
+        h = nn::act(g, h, lrelu);
+    }
+    let h = nn::conv2d(g, "discriminator.8", h, 1, 4, 1, 0, false, WeightInit::Dcgan)?;
+    Ok(nn::act(g, h, Activation::Sigmoid))
+}
+
+fn noise(g: &mut Graph, cfg: &GanConfig) -> TensorId {
+    let counters = g.external("counters", &[crate::graph::params::COUNTER_SLOTS]);
+    let key = RngKey { seed: cfg.seed, slot: 0, stream: 1 };
+    let normal = Distribution::Normal { mean: 0.0, std: 1.0 };
+    nn::random(g, counters, &[cfg.batch_size, cfg.latent, 1, 1], normal, key)
+}
+
+/// Pixel bytes → [−1, 1], padding 28 → 32 with the background value −1.
+fn gather_shape(split: &Split, batch: usize, steps: usize) -> GatherShape {
+    GatherShape {
+        batch,
+        channels: split.channels,
+        src_h: split.h,
+        src_w: split.w,
+        pad: PAD,
+        n_images: split.n,
+        steps_per_epoch: steps,
+        scale: 2.0 / 255.0,
+        shift: -1.0,
+    }
+}
+
+/// D step: BCE(D(x), real_label) + BCE(D(G(z)), 0), G frozen. Returns (graph, real batch, fake batch).
+fn d_step(cfg: &GanConfig, shape: &GatherShape) -> Result<(Graph, TensorId, TensorId)> {
+    let mut g = Graph::new();
+    let b = cfg.batch_size;
+    let images = g.external("images", &[(shape.n_images * shape.channels * shape.src_h * shape.src_w).div_ceil(4)]);
+    let order = g.external("order", &[shape.order_len()]);
+    let counters = g.external("counters", &[crate::graph::params::COUNTER_SLOTS]);
+    let x = nn::gather(&mut g, images, order, counters, shape, 0)?;
+    let real = g.external("real_label", &[b, 1, 1, 1]);
+    let zeros = g.external("fake_label", &[b, 1, 1, 1]);
+    let p_real = discriminator(&mut g, x, BnMode::Train)?;
+    let l_real = nn::bce(&mut g, p_real, real, BceReduction::Mean)?;
+    let z = noise(&mut g, cfg);
+    let fake = generator(&mut g, z, BnMode::Train)?;
+    let p_fake = discriminator(&mut g, fake, BnMode::Train)?;
+    let l_fake = nn::bce(&mut g, p_fake, zeros, BceReduction::Mean)?;
+    g.freeze("generator.");
+    g.add_loss("d_real", l_real);
+    g.add_loss("d_fake", l_fake);
+    let (m_real, m_fake) = (nn::mean(&mut g, p_real), nn::mean(&mut g, p_fake));
+    g.add_metric("D(x)", m_real);
+    g.add_metric("D(G(z))", m_fake);
+    g.mark_output(x);
+    g.mark_output(fake);
+    Ok((g, x, fake))
+}
+
+/// G step: BCE(D(G(z)), 1) through a frozen D (non-saturating loss).
+fn g_step(cfg: &GanConfig) -> Result<Graph> {
+    let mut g = Graph::new();
+    let ones = g.external("g_label", &[cfg.batch_size, 1, 1, 1]);
+    let z = noise(&mut g, cfg);
+    let fake = generator(&mut g, z, BnMode::TrainNoStats)?;
+    let p = discriminator(&mut g, fake, BnMode::Train)?;
+    let l = nn::bce(&mut g, p, ones, BceReduction::Mean)?;
+    g.freeze("discriminator.");
+    g.add_loss("g", l);
+    Ok(g)
+}
+
+/// Mean squared distance between two images of a batch (NCHW, `per` values each): 2n/(n−1)·Σ var.
+pub fn diversity(x: &[f32], per: usize) -> f64 {
+    let n = x.len() / per;
+    if n < 2 {
+        return 0.0;
+    }
+    let mut total = 0.0;
+    for p in 0..per {
+        let (mut s, mut s2) = (0.0f64, 0.0f64);
+        for i in 0..n {
+            let v = x[i * per + p] as f64;
+            s += v;
+            s2 += v * v;
+        }
+        let mean = s / n as f64;
+        total += (s2 / n as f64 - mean * mean).max(0.0);
+    }
+    2.0 * n as f64 / (n - 1) as f64 * total
+}
+
+pub struct Gan {
+    cfg: GanConfig,
+    store: ParamStore,
+    d: Executor,
+    g: Executor,
+    real_out: TensorId,
+    fake_out: TensorId,
+    sample: Executor,
+    sample_z: GpuBuffer,
+    sample_out: TensorId,
+    fixed_z: Vec<f32>,
+    train_order: GpuBuffer,
+    n_train: usize,
+    steps_per_epoch: usize,
+    global_step: u64,
+    /// Diversity ratios of logging steps whose losses have not arrived yet.
+    pending_diversity: VecDeque<f32>,
+    d_reports: VecDeque<LossReport>,
+    g_reports: VecDeque<LossReport>,
+    /// Bytes of the batches read for the diversity indicator on the last step.
+    diversity_bytes: u64,
+    collapsed: bool,
+    _buffers: Vec<GpuBuffer>,
+}
+
+impl Gan {
+    pub fn new(gpu: &Gpu, cfg: &GanConfig, data: &Dataset) -> Result<Gan> {
+        let b = cfg.batch_size;
+        let s = &data.train;
+        if s.h + 2 * PAD != SIDE || s.w + 2 * PAD != SIDE || s.channels != 1 {
+            bail!("the DCGAN needs 1×28×28 images; the training set of {} has {}×{}×{}", data.source, s.channels, s.h, s.w);
+        }
+        if b < 2 || b > s.n {
+            bail!("--batch-size {b} must be between 2 (batchnorm needs a batch) and the training set size {}", s.n);
+        }
+        if cfg.latent == 0 {
+            bail!("--latent must be at least 1");
+        }
+        if !(cfg.real_label > 0.0 && cfg.real_label <= 1.0) {
+            bail!("--label-smoothing {}: the real label must be in (0, 1]", cfg.real_label);
+        }
+        let adam = AdamConfig { lr: cfg.lr, beta1: 0.5, beta2: 0.999, ..Default::default() };
+        adam.validate().context("--lr")?;
+        let steps_per_epoch = s.n / b;
+        let shape = gather_shape(s, b, steps_per_epoch);
+        let (mut dg, real_out, fake_out) = d_step(cfg, &shape)?;
+        let mut gg = g_step(cfg)?;
+        // G's trainable parameters first, then D's, so each optimiser updates one contiguous span;
+        // G's running statistics are recorded only by the D step graph.
+        let mut specs: Vec<_> = gg.params.iter().collect();
+        specs.extend(dg.params.iter().filter(|p| !gg.params.iter().any(|q| q.name == p.name)));
+        let store = ParamStore::new(gpu, &specs, cfg.seed)?;
+        let d_steps = compile(&mut dg, &store, Mode::Train { adam: &adam, end_of_step: false })?;
+        let g_steps = compile(&mut gg, &store, Mode::Train { adam: &adam, end_of_step: true })?;
+
+        let mut sg = Graph::new();
+        let z = sg.external("z", &[SAMPLES, cfg.latent, 1, 1]);
+        let sample_out = generator(&mut sg, z, BnMode::Eval)?;
+        sg.mark_output(sample_out);
+        let sample_steps = compile(&mut sg, &store, Mode::Forward)?;
+
+        let images = gpu.upload("train-images", &pack_u8(&s.images))?;
+        let train_order = gpu.zeros("train-order", (steps_per_epoch * b) as u64 * 4)?;
+        let real_label = gpu.upload_f32("real-label", &vec![cfg.real_label; b])?;
+        let fake_label = gpu.zeros("fake-label", b as u64 * 4)?;
+        let g_label = gpu.upload_f32("g-label", &vec![1.0; b])?;
+        let sample_z = gpu.zeros("sample-z", (SAMPLES * cfg.latent) as u64 * 4)?;
+        let d = Executor::new(
+            gpu,
+            &dg,
+            &d_steps,
+            &store,
+            &[
+                ("images", images.whole()),
+                ("order", train_order.whole()),
+                ("real_label", real_label.whole()),
+                ("fake_label", fake_label.whole()),
+            ],
+        )?;
+        let g = Executor::new(gpu, &gg, &g_steps, &store, &[("g_label", g_label.whole())])?;
+        let sample = Executor::new(gpu, &sg, &sample_steps, &store, &[("z", sample_z.whole())])?;
+
+        let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed ^ 0x6a6a_6a6a);
+        let normal = rand_distr::Normal::new(0.0f32, 1.0).expect("unit normal");
+        let fixed_z = (0..SAMPLES * cfg.latent).map(|_| rand_distr::Distribution::sample(&normal, &mut rng)).collect();
+        Ok(Gan {
+            cfg: cfg.clone(),
+            store,
+            d,
+            g,
+            real_out,
+            fake_out,
+            sample,
+            sample_z,
+            sample_out,
+            fixed_z,
+            train_order,
+            n_train: s.n,
+            steps_per_epoch,
+            global_step: 0,
+            pending_diversity: VecDeque::new(),
+            d_reports: VecDeque::new(),
+            g_reports: VecDeque::new(),
+            diversity_bytes: 0,
+            collapsed: false,
+            _buffers: vec![images, real_label, fake_label, g_label],
+        })
+    }
+
+    pub fn latent(&self) -> usize {
+        self.cfg.latent
+    }
+
+    /// Generates up to 64 images from the given noise (`latent` floats each), eval-mode batchnorm.
+    pub fn generate(&mut self, gpu: &Gpu, z: &[f32]) -> Result<ImageBatch> {
+        let n = z.len() / self.cfg.latent;
+        if n == 0 || n > SAMPLES || !z.len().is_multiple_of(self.cfg.latent) {
+            bail!("generate: need 1 to {SAMPLES} noise vectors of {} floats, got {} floats", self.cfg.latent, z.len());
+        }
+        let mut padded = z.to_vec();
+        padded.resize(SAMPLES * self.cfg.latent, 0.0);
+        gpu.write(&self.sample_z, &padded);
+        self.sample.step(gpu, false)?;
+        let mut data = self.sample.read(gpu, self.sample_out)?;
+        data.truncate(n * SIDE * SIDE);
+        Ok(ImageBatch { data, nchw: [n, 1, SIDE, SIDE], range: (-1.0, 1.0) })
+    }
+
+    /// Generated-batch diversity over real-batch diversity for the last step's batches.
+    fn diversity_ratio(&self, gpu: &Gpu) -> Result<f64> {
+        let per = SIDE * SIDE;
+        let real = diversity(&self.d.read(gpu, self.real_out)?, per);
+        let fake = diversity(&self.d.read(gpu, self.fake_out)?, per);
+        Ok(if real > 0.0 { fake / real } else { 0.0 })
+    }
+}
+
+impl TrainableModel for Gan {
+    fn kind(&self) -> &'static str {
+        "gan"
+    }
+    fn batch_size(&self) -> usize {
+        self.cfg.batch_size
+    }
+    fn steps_per_epoch(&self) -> usize {
+        self.steps_per_epoch
+    }
+    fn loss_names(&self) -> Vec<String> {
+        ["d_loss", "g_loss", "d_x", "d_g_z", "diversity"].map(String::from).to_vec()
+    }
+
+    fn start_epoch(&mut self, gpu: &Gpu, epoch: usize) -> Result<()> {
+        // The order depends only on (seed, epoch), so a resumed run sees the same batches.
+        let mut rng = rand::rngs::StdRng::seed_from_u64(self.cfg.seed.wrapping_mul(1_000_003) ^ epoch as u64);
+        let mut order: Vec<u32> = (0..self.n_train as u32).collect();
+        order.shuffle(&mut rng);
+        order.truncate(self.steps_per_epoch * self.cfg.batch_size);
+        gpu.write(&self.train_order, &order);
+        Ok(())
+    }
+
+    fn step(&mut self, gpu: &Gpu, log: bool) -> Result<()> {
+        Executor::step_chain(gpu, &mut [&mut self.d, &mut self.g], log)?;
+        self.global_step += 1;
+        self.diversity_bytes = 0;
+        if log {
+            self.diversity_bytes = 2 * (self.cfg.batch_size * SIDE * SIDE * 4) as u64;
+            // The only per-step read beyond the losses: one real and one generated batch on logging
+            // steps, for the mode-collapse indicator.
+            let r = self.diversity_ratio(gpu)?;
+            let collapsed = r < COLLAPSE_RATIO && self.global_step > COLLAPSE_WARMUP_STEPS;
+            if collapsed && !self.collapsed {
+                eprintln!(
+                    "warning: step {}: generated images are {:.0}% as diverse as real ones (mode collapse?)",
+                    self.global_step,
+                    r * 100.0
+                );
+            }
+            self.collapsed = collapsed;
+            self.pending_diversity.push_back(r as f32);
+        }
+        Ok(())
+    }
+
+    fn poll_losses(&mut self, gpu: &Gpu, wait: bool) -> Result<Vec<(u64, Vec<f32>)>> {
+        // Both executors log in the same submit, so their reports arrive in pairs.
+        self.d_reports.extend(self.d.poll_losses(gpu, wait)?);
+        self.g_reports.extend(self.g.poll_losses(gpu, wait)?);
+        let mut out = Vec::new();
+        while !self.d_reports.is_empty() && !self.g_reports.is_empty() {
+            let (d, g) = (self.d_reports.pop_front().unwrap(), self.g_reports.pop_front().unwrap());
+            let div = self.pending_diversity.pop_front().unwrap_or(f32::NAN);
+            let v = &d.values;
+            out.push((d.steps, vec![v[0] + v[1], g.values[0], v[2], v[3], div]));
+        }
+        Ok(out)
+    }
+
+    fn global_step(&self) -> u64 {
+        self.global_step
+    }
+
+    fn evaluate(&mut self, gpu: &Gpu) -> Result<Evaluation> {
+        let z = self.fixed_z.clone();
+        let fake = self.generate(gpu, &z)?;
+        let fake_div = diversity(&fake.data, SIDE * SIDE);
+        Ok(Evaluation { figures: vec![("sample_diversity".into(), fake_div)] })
+    }
+
+    fn samples(&mut self, gpu: &Gpu) -> Result<ImageBatch> {
+        let z = self.fixed_z.clone();
+        self.generate(gpu, &z)
+    }
+
+    fn reconstructions(&mut self, _gpu: &Gpu) -> Result<Option<ImageBatch>> {
+        Ok(None)
+    }
+
+    fn state(&self, gpu: &Gpu) -> Result<Vec<(String, TensorData)>> {
+        let step = self.global_step;
+        let batches = |layer: &str| if layer.starts_with("discriminator.") { D_BATCHES_PER_STEP * step } else { step };
+        crate::models::state::save(gpu, &self.store, step, &batches)
+    }
+
+    fn load(&mut self, gpu: &Gpu, ckpt: &Checkpoint) -> Result<()> {
+        self.global_step = crate::models::state::load(gpu, &self.store, ckpt)?;
+        Ok(())
+    }
+
+    fn step_dispatches(&self) -> Vec<&Prepared> {
+        self.d.prepared.iter().chain(&self.g.prepared).collect()
+    }
+
+    fn step_stats(&self) -> StepStats {
+        let (d, g) = (&self.d.last_stats, &self.g.last_stats);
+        StepStats {
+            dispatches: d.dispatches + g.dispatches,
+            submits: 1,
+            bytes_uploaded: 0,
+            bytes_read_back: d.bytes_read_back + g.bytes_read_back + self.diversity_bytes,
+        }
+    }
+}

@@ -288,7 +288,15 @@ fn train_vae(a: TrainVae, backend: BackendChoice, gpu: impl Fn() -> Result<Gpu>)
         "latent": s.latent,
         "seed": s.seed,
     });
-    train_model(a, &from, settings, 10, backend, gpu, |gpu, data| Ok(new_vae(gpu, &s, data)? as Box<dyn TrainableModel>))
+    train_model(
+        a,
+        &from,
+        settings,
+        10,
+        backend,
+        gpu,
+        |gpu, data| Ok(new_vae(gpu, &s, data)? as Box<dyn TrainableModel>),
+    )
 }
 
 /// The run shared by every model: dataset lookup, settings record, run directory, Ctrl-C, summary.

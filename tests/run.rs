@@ -439,9 +439,9 @@ fn error_line(stderr: &str) -> &str {
 fn cli_refuses_bad_input_with_one_clear_line() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let (code, _, err) = cli(&["train", "gan", "--epochs", "3"], dir);
+    let (code, _, err) = cli(&["train", "gan", "--label-smoothing", "1.5"], dir);
     assert_eq!(code, 1);
-    assert!(error_line(&err).contains("the GAN is not implemented yet"), "{err}");
+    assert!(error_line(&err).contains("--label-smoothing 1.5: the real label must be in (0, 1]"), "{err}");
 
     for (args, want) in [
         (&["train", "vae", "--data", "nowhere"][..], "error: loading --data nowhere: nowhere: not a directory"),

@@ -223,6 +223,12 @@ impl Executor {
     fn collect(&mut self, gpu: &Gpu, wait: bool) -> Result<()> {
         let poll = if wait { wgpu::PollType::wait_indefinitely() } else { wgpu::PollType::Poll };
         gpu.device.poll(poll).map_err(|e| anyhow!("waiting for the GPU: {e}"))?;
+        // Another thread polling the same device may have taken our map callback and not run it yet:
+        // the queue is idle but the mapping is still pending for a moment.
+        while wait && self.staging.iter().any(|s| s.state.load(Ordering::Acquire) == PENDING) {
+            std::thread::yield_now();
+            gpu.device.poll(wgpu::PollType::Poll).map_err(|e| anyhow!("waiting for the GPU: {e}"))?;
+        }
         let n = self.loss_names.len();
         for i in 0..self.staging.len() {
             let k = (self.next_staging + i) % self.staging.len();

@@ -189,7 +189,13 @@ impl Gan {
         let b = cfg.batch_size;
         let s = &data.train;
         if s.h + 2 * PAD != SIDE || s.w + 2 * PAD != SIDE || s.channels != 1 {
-            bail!("the DCGAN needs 1×28×28 images; the training set of {} has {}×{}×{}", data.source, s.channels, s.h, s.w);
+            bail!(
+                "the DCGAN needs 1×28×28 images; the training set of {} has {}×{}×{}",
+                data.source,
+                s.channels,
+                s.h,
+                s.w
+            );
         }
         if b < 2 || b > s.n {
             bail!("--batch-size {b} must be between 2 (batchnorm needs a batch) and the training set size {}", s.n);
@@ -285,6 +291,18 @@ impl Gan {
         let mut data = self.sample.read(gpu, self.sample_out)?;
         data.truncate(n * SIDE * SIDE);
         Ok(ImageBatch { data, nchw: [n, 1, SIDE, SIDE], range: (-1.0, 1.0) })
+    }
+
+    /// Only the discriminator update of an iteration (its losses are logged), for tests of gradient routing.
+    pub fn step_discriminator(&mut self, gpu: &Gpu) -> Result<Vec<f32>> {
+        self.d.step(gpu, true)?;
+        Ok(self.d.poll_losses(gpu, true)?.pop().context("no discriminator losses")?.values)
+    }
+
+    /// Only the generator update of an iteration (which also advances the step counter).
+    pub fn step_generator(&mut self, gpu: &Gpu) -> Result<Vec<f32>> {
+        self.g.step(gpu, true)?;
+        Ok(self.g.poll_losses(gpu, true)?.pop().context("no generator losses")?.values)
     }
 
     /// Generated-batch diversity over real-batch diversity for the last step's batches.

@@ -1,0 +1,175 @@
+//! The DCGAN on a slice of the embedded subset (batch 4): the D step moves only D's parameters and the
+//! G step only G's (running statistics as PyTorch's loop would move them); D learns a fixed real/fake
+//! problem; checkpoints carry PyTorch names and resume bit for bit; the diversity indicator is right.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use gputrain::data::{Dataset, Split};
+use gputrain::models::gan::{diversity, Gan, GanConfig};
+use gputrain::train::checkpoint::{self, TensorData};
+use gputrain::train::model::TrainableModel;
+use gputrain::train::run::{self, RunOptions};
+
+fn head(s: &Split, n: usize) -> Split {
+    Split { images: s.images[..n * s.image_len()].to_vec(), labels: s.labels[..n].to_vec(), n, ..s.clone() }
+}
+
+/// 16 training images: 4 steps per epoch at batch 4.
+fn tiny() -> Dataset {
+    let d = Dataset::embedded().unwrap();
+    Dataset { train: head(&d.train, 16), test: head(&d.test, 8), source: "tiny slice".into() }
+}
+
+fn cfg() -> GanConfig {
+    GanConfig { batch_size: 4, lr: 2e-3, latent: 8, seed: 3, real_label: 1.0 }
+}
+
+fn gan() -> Gan {
+    let mut g = Gan::new(common::gpu(), &cfg(), &tiny()).unwrap();
+    g.start_epoch(common::gpu(), 0).unwrap();
+    g
+}
+
+fn snapshot(m: &Gan) -> HashMap<String, Vec<f32>> {
+    m.state(common::gpu())
+        .unwrap()
+        .into_iter()
+        .filter_map(|(n, t)| match t {
+            TensorData::F32 { data, .. } if !n.starts_with("optim.") => Some((n, data)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Names of the tensors that differ between two snapshots.
+fn changed(a: &HashMap<String, Vec<f32>>, b: &HashMap<String, Vec<f32>>) -> Vec<String> {
+    let mut v: Vec<String> = a.keys().filter(|k| a[*k] != b[*k]).cloned().collect();
+    v.sort();
+    v
+}
+
+fn is_running(n: &str) -> bool {
+    n.ends_with("running_mean") || n.ends_with("running_var")
+}
+
+#[test]
+fn each_step_updates_only_its_own_network() {
+    let gpu = common::gpu();
+    let mut m = gan();
+    let s0 = snapshot(&m);
+    m.step_discriminator(gpu).unwrap();
+    let s1 = snapshot(&m);
+    let d_step = changed(&s0, &s1);
+    // D's weights and running statistics move; of G only the running statistics (its forward pass in
+    // training mode, as PyTorch's netG(noise) does), never its weights.
+    for n in s0.keys() {
+        let moved = d_step.contains(n);
+        let expect = n.starts_with("discriminator.") || is_running(n);
+        assert_eq!(moved, expect, "D step: {n} moved = {moved}");
+    }
+    m.step_generator(gpu).unwrap();
+    let s2 = snapshot(&m);
+    let g_step = changed(&s1, &s2);
+    // G's weights move, G's running statistics do not (its batch was already counted in the D step);
+    // D's weights stay, D's running statistics move (PyTorch's netD(fake) in training mode).
+    for n in s0.keys() {
+        let moved = g_step.contains(n);
+        let expect = if n.starts_with("generator.") { !is_running(n) } else { is_running(n) };
+        assert_eq!(moved, expect, "G step: {n} moved = {moved}");
+    }
+}
+
+#[test]
+fn the_discriminator_learns_a_fixed_real_fake_problem() {
+    // With G never updated and the step counter never advanced, every D step sees the same real batch
+    // and the same generated batch; 20 Adam steps at lr 2e-3 must at least halve BCE(real) + BCE(fake)
+    // (≈ 1.39 at chance).
+    let gpu = common::gpu();
+    let mut m = gan();
+    let first: f32 = m.step_discriminator(gpu).unwrap()[..2].iter().sum();
+    let mut last = first;
+    for _ in 0..19 {
+        last = m.step_discriminator(gpu).unwrap()[..2].iter().sum();
+    }
+    assert!(last < first / 2.0, "D loss went from {first} to {last}");
+}
+
+fn opts(out: &Path, epochs: u64) -> RunOptions {
+    RunOptions {
+        epochs,
+        out: Some(out.to_path_buf()),
+        quiet: true,
+        log_every: 2,
+        settings: serde_json::json!({"model": "gan"}),
+        stop: Arc::new(false.into()),
+        ..Default::default()
+    }
+}
+
+fn bits(path: &Path) -> Vec<(String, Vec<u64>)> {
+    let c = checkpoint::load(path).unwrap();
+    let mut names: Vec<String> = c.names().into_iter().map(String::from).collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|n| {
+            let v = match c.get(&n).unwrap() {
+                TensorData::F32 { data, .. } => data.iter().map(|v| v.to_bits() as u64).collect(),
+                TensorData::I64 { data, .. } => data.iter().map(|&v| v as u64).collect(),
+            };
+            (n, v)
+        })
+        .collect()
+}
+
+#[test]
+fn checkpoints_have_pytorch_names_and_resume_bit_for_bit() {
+    let gpu = common::gpu();
+    let tmp = tempfile::tempdir().unwrap();
+    let whole = tmp.path().join("whole");
+    run::train(gpu, &mut gan(), &opts(&whole, 2)).unwrap();
+    let split = tmp.path().join("split");
+    run::train(gpu, &mut gan(), &RunOptions { max_steps: Some(5), ..opts(&split, 2) }).unwrap();
+    let o = RunOptions { resume: Some(split.join("checkpoints/last.safetensors")), out: None, ..opts(&split, 2) };
+    let s = run::train(gpu, &mut gan(), &o).unwrap();
+    assert_eq!(s.global_step, 8);
+    let (a, b) = (bits(&whole.join("checkpoints/last.safetensors")), bits(&s.checkpoint.unwrap()));
+    assert_eq!(a.iter().map(|t| &t.0).collect::<Vec<_>>(), b.iter().map(|t| &t.0).collect::<Vec<_>>());
+    for ((n, va), (_, vb)) in a.iter().zip(&b) {
+        assert!(va == vb, "{n} differs after resume");
+    }
+
+    let c = checkpoint::load(&whole.join("checkpoints/last.safetensors")).unwrap();
+    for (name, shape) in [
+        ("generator.0.weight", &[8, 256, 4, 4][..]),
+        ("generator.1.running_var", &[256]),
+        ("generator.3.weight", &[256, 128, 4, 4]),
+        ("generator.6.weight", &[128, 64, 4, 4]),
+        ("generator.9.weight", &[64, 1, 4, 4]),
+        ("discriminator.0.weight", &[64, 1, 4, 4]),
+        ("discriminator.2.weight", &[128, 64, 4, 4]),
+        ("discriminator.3.weight", &[128]),
+        ("discriminator.5.weight", &[256, 128, 4, 4]),
+        ("discriminator.6.running_mean", &[256]),
+        ("discriminator.8.weight", &[1, 256, 4, 4]),
+    ] {
+        c.get_f32(name, shape).unwrap_or_else(|e| panic!("{e:#}"));
+    }
+    assert!(c.get("generator.0.bias").is_none(), "DCGAN convolutions have no bias");
+    // Per 8 iterations G's batchnorm saw 8 batches and D's 24 (real, fake, fake again in the G step).
+    assert_eq!(c.get_i64("generator.4.num_batches_tracked", &[]).unwrap(), [8]);
+    assert_eq!(c.get_i64("discriminator.6.num_batches_tracked", &[]).unwrap(), [24]);
+}
+
+#[test]
+fn diversity_is_the_mean_squared_distance_between_images() {
+    // Two images [0, 0] and [1, 3]: one pair at squared distance 1 + 9 = 10.
+    assert!((diversity(&[0.0, 0.0, 1.0, 3.0], 2) - 10.0).abs() < 1e-12);
+    // Three images: pairs at 1, 4, 1 → mean 2.
+    assert!((diversity(&[0.0, 1.0, 2.0], 1) - 2.0).abs() < 1e-12);
+    assert_eq!(diversity(&[0.5; 8], 2), 0.0, "identical images have no diversity");
+}

@@ -10,6 +10,7 @@ struct Params {
     accumulate: u32, // backward: 1 adds into the outputs, 0 overwrites them
     scale: f32,      // forward and backward: 1/numel (mean) or 1/batch (sum per item, mean over batch)
     weight: f32,     // backward: the upstream gradient of the loss (1 at the end of the graph)
+    classes: u32,    // cross-entropy: logits per row (n counts rows there)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -115,4 +116,46 @@ fn reparam_backward_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_wo
     let dz = b3[i];
     b4[i] = blend(b4[i], dz);
     b5[i] = blend(b5[i], dz * 0.5 * exp(0.5 * b1[i]) * b2[i]);
+}
+
+// Softmax cross-entropy over `classes` logits per row, with integer class labels stored as floats
+// (gathered like pixels). Slots: 1 logits [n, classes], 2 labels [n], 3 loss.
+// loss[0] = scale · Σ_rows (logsumexp(z) − z[label]); the max is subtracted before exp so large
+// logits cannot overflow.
+fn row_logsumexp(row: u32) -> f32 {
+    let base = row * p.classes;
+    var m = b1[base];
+    for (var k = 1u; k < p.classes; k = k + 1u) {
+        m = max(m, b1[base + k]);
+    }
+    var s = 0.0;
+    for (var k = 0u; k < p.classes; k = k + 1u) {
+        s = s + exp(b1[base + k] - m);
+    }
+    return m + log(s);
+}
+
+@compute @workgroup_size(64)
+fn xent_forward(@builtin(local_invocation_index) lid: u32) {
+    var acc = 0.0;
+    for (var r = lid; r < p.n; r = r + RWG) {
+        let label = min(u32(b2[r]), p.classes - 1u);
+        acc = acc + row_logsumexp(r) - b1[r * p.classes + label];
+    }
+    let total = tree_sum(lid, acc);
+    if (lid == 0u) {
+        b3[0] = p.scale * total;
+    }
+}
+
+// Slots: 1 logits, 2 labels, 3 dlogits. dz = weight · scale · (softmax(z) − onehot(label)).
+@compute @workgroup_size(256)
+fn xent_backward_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let i = linear_id(wid, nwg, lid, EWG);
+    if (i >= p.n * p.classes) { return; }
+    let r = i / p.classes;
+    let k = i % p.classes;
+    let label = min(u32(b2[r]), p.classes - 1u);
+    let prob = exp(b1[i] - row_logsumexp(r));
+    b3[i] = blend(b3[i], p.weight * p.scale * (prob - select(0.0, 1.0, k == label)));
 }

@@ -129,6 +129,58 @@ pub fn reparam_backward(n: usize, accumulate: bool) -> Result<Vec<KernelCall>> {
     Ok(vec![elementwise_call(op, n, accumulate, 1.0, 1.0, vec![0, 1, 2, 3, 4], 5.0 * n as f64)?])
 }
 
+/// Softmax cross-entropy, mean over rows. Operands: `[logits [rows, classes], labels [rows] (class
+/// indices as floats), loss]`.
+pub fn xent_forward(rows: usize, classes: usize) -> Result<Vec<KernelCall>> {
+    let n = check("xent_forward", &[("rows", rows), ("classes", classes)])?;
+    let mut call = reduce_call("xent_forward", rows, 1.0 / rows as f64, vec![0, 1, 2], 4.0 * n as f64);
+    call.params = Params::new().u(rows).u(0).f(1.0 / rows as f32).f(1.0).u(classes).words();
+    Ok(vec![call])
+}
+
+/// Operands: `[logits, labels, dlogits]`; dz = (softmax(z) − onehot(label)) / rows.
+pub fn xent_backward(rows: usize, classes: usize, accumulate: bool) -> Result<Vec<KernelCall>> {
+    let op = "xent_backward_input";
+    let n = check(op, &[("rows", rows), ("classes", classes)])?;
+    let params = Params::new().u(rows).u(accumulate as usize).f(1.0 / rows as f32).f(1.0).u(classes).words();
+    Ok(vec![KernelCall {
+        family: Family::Loss,
+        entry: op,
+        params,
+        operands: vec![0, 1, 2],
+        workgroups: grid(op, n, EWG)?,
+        flops: 3.0 * (n * classes) as f64,
+    }])
+}
+
+/// Mean over rows of logsumexp(z) − z[label].
+pub fn cpu_xent_forward(logits: &[f64], labels: &[f64], classes: usize) -> f64 {
+    let rows = labels.len();
+    let total: f64 = (0..rows)
+        .map(|r| {
+            let z = &logits[r * classes..(r + 1) * classes];
+            let m = z.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b));
+            m + z.iter().map(|v| (v - m).exp()).sum::<f64>().ln() - z[labels[r] as usize]
+        })
+        .sum();
+    total / rows as f64
+}
+
+pub fn cpu_xent_backward(logits: &[f64], labels: &[f64], classes: usize) -> Vec<f64> {
+    let rows = labels.len();
+    let mut d = vec![0.0; rows * classes];
+    for r in 0..rows {
+        let z = &logits[r * classes..(r + 1) * classes];
+        let m = z.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b));
+        let s: f64 = z.iter().map(|v| (v - m).exp()).sum();
+        for k in 0..classes {
+            let onehot = if k == labels[r] as usize { 1.0 } else { 0.0 };
+            d[r * classes + k] = ((z[k] - m).exp() / s - onehot) / rows as f64;
+        }
+    }
+    d
+}
+
 fn clamped_ln(v: f64) -> f64 {
     v.ln().max(LOG_FLOOR)
 }

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value};
 
 mod cli {
+    pub mod classifier;
     pub mod gan;
 }
 
@@ -71,6 +72,8 @@ enum TrainCmd {
     Vae(TrainVae),
     /// The DCGAN (Fashion-MNIST, 1×32×32 in [−1, 1]); defaults: 5 epochs, lr 2e-4, latent 100.
     Gan(TrainGan),
+    /// The Fashion-MNIST classifier whose features score the GAN (IS, FID); default 3 epochs.
+    Classifier(TrainVae),
 }
 
 #[derive(Args)]
@@ -84,6 +87,8 @@ struct TrainGan {
 
 #[derive(Subcommand)]
 enum EvalCmd {
+    /// Test-set accuracy of a classifier checkpoint (and export of its weights).
+    Classifier(cli::classifier::EvalClassifier),
     /// Test-set reconstruction, KL and negative ELBO (nats/image) of a VAE checkpoint.
     Vae {
         #[arg(long, value_name = "FILE")]
@@ -188,6 +193,8 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Train(TrainCmd::Vae(a)) => train_vae(a, backend, gpu),
+        Command::Train(TrainCmd::Classifier(a)) => cli::classifier::train(a, backend, gpu),
+        Command::Eval(EvalCmd::Classifier(a)) => cli::classifier::eval(a, gpu),
         Command::Train(TrainCmd::Gan(a)) => cli::gan::train(a.common, a.label_smoothing, backend, gpu),
         Command::Eval(EvalCmd::Vae { checkpoint, data }) => eval_vae(&checkpoint, data.as_deref(), gpu),
         Command::Sample(SampleCmd::Vae(a)) => sample_vae(a, gpu),

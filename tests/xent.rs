@@ -26,7 +26,13 @@ fn xent_forward_and_backward_match_cpu() {
         assert!((got - want).abs() <= 1e-5 * want.abs().max(1.0), "{rows}x{classes}: {got} vs {want}");
         let d = run(&loss::xent_backward(rows, classes, false).unwrap(), &[&z, &t], &[rows * classes])[2].clone();
         // Each element is (softmax − onehot)/rows with softmax from f32 exp and log: ~1e-6 relative to 1/rows.
-        assert_close(&format!("dz {rows}x{classes}"), &d, &loss::cpu_xent_backward(&z, &t, classes), 1e-6 / rows as f64, 1e-5);
+        assert_close(
+            &format!("dz {rows}x{classes}"),
+            &d,
+            &loss::cpu_xent_backward(&z, &t, classes),
+            1e-6 / rows as f64,
+            1e-5,
+        );
     }
 }
 

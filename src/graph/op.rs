@@ -39,6 +39,8 @@ pub enum Op {
     /// Binary cross-entropy of probabilities against targets (targets get no gradient).
     /// Inputs `[p, t]`, outputs `[loss]`.
     Bce { batch: usize, per_item: usize, reduction: BceReduction },
+    /// Softmax cross-entropy of logits against class labels, mean over rows. Inputs `[logits, labels]`.
+    Xent { rows: usize, classes: usize },
     /// The VAE's KL(q(z|x) ‖ N(0, I)), mean over the batch. Inputs `[mu, logvar]`, outputs `[loss]`.
     Kl { batch: usize, z: usize },
     /// z = μ + exp(½ logσ²)·ε. Inputs `[mu, logvar, eps]`, outputs `[z]`.
@@ -72,6 +74,7 @@ impl Op {
                 bind(loss::bce_forward(*batch, *per_item, *reduction)?, vec![i[0], i[1], o[0]])
             }
             Op::Kl { batch, z } => bind(loss::kl_forward(*batch, *z)?, vec![i[0], i[1], o[0]]),
+            Op::Xent { rows, classes } => bind(loss::xent_forward(*rows, *classes)?, vec![i[0], i[1], o[0]]),
             Op::Reparam => bind(loss::reparam_forward(g.len(i[0]))?, vec![i[0], i[1], i[2], o[0]]),
             Op::Conv2d(s, bias) => bind(conv::forward(s, *bias, false)?, with_out(i, o[0])),
             Op::ConvT2d(s, bias) => bind(conv_transpose::forward(s, *bias, false)?, with_out(i, o[0])),
@@ -169,6 +172,14 @@ impl Op {
                 }
                 let t = ctx.target(i[0]);
                 ctx.emit(loss::bce_backward(*batch, *per_item, *reduction, 1.0, false)?, vec![i[0], i[1], t.write]);
+                ctx.finish(t)?;
+            }
+            Op::Xent { rows, classes } => {
+                if !ctx.needs(i[0]) {
+                    return Ok(());
+                }
+                let t = ctx.target(i[0]);
+                ctx.emit(loss::xent_backward(*rows, *classes, false)?, vec![i[0], i[1], t.write]);
                 ctx.finish(t)?;
             }
             Op::Kl { batch, z } => {

@@ -79,3 +79,17 @@ pub fn load(gpu: &Gpu, store: &ParamStore, ckpt: &Checkpoint) -> Result<u64> {
     gpu.write(&store.counters, &counters);
     Ok(step as u64)
 }
+
+/// Restores only the model tensors (weights and running statistics), e.g. a shipped classifier.
+pub fn load_weights(gpu: &Gpu, store: &ParamStore, ckpt: &Checkpoint) -> Result<()> {
+    let mut params = vec![0f32; store.param_len];
+    let mut state = vec![0f32; store.state_len];
+    for name in &store.order {
+        let s = store.slot(name)?;
+        let dst = if s.trainable { &mut params } else { &mut state };
+        dst[s.offset..s.offset + s.len].copy_from_slice(ckpt.get_f32(name, &s.shape)?);
+    }
+    gpu.write(&store.params, &params);
+    gpu.write(&store.state, &state);
+    Ok(())
+}

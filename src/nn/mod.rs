@@ -247,3 +247,16 @@ pub fn mean(g: &mut Graph, x: TensorId) -> TensorId {
     g.push(Op::Mean, vec![x], vec![m]);
     m
 }
+
+/// Softmax cross-entropy of `logits` [rows, classes] against `labels` [rows] (class indices as floats).
+pub fn cross_entropy(g: &mut Graph, logits: TensorId, labels: TensorId) -> Result<TensorId> {
+    let &[rows, classes] = g.shape(logits) else {
+        bail!("cross_entropy: expected [rows, classes], got {:?}", g.shape(logits))
+    };
+    if g.len(labels) != rows {
+        bail!("cross_entropy: {} labels for {rows} rows", g.len(labels));
+    }
+    let l = g.transient("xent", &[1]);
+    g.push(Op::Xent { rows, classes }, vec![logits, labels], vec![l]);
+    Ok(l)
+}

@@ -102,14 +102,19 @@ pub struct Checkpoint {
 /// Loads a checkpoint written by [`save`] (or by `safetensors.torch.save_file` with F32/I64 tensors).
 pub fn load(path: &Path) -> Result<Checkpoint> {
     let bytes = std::fs::read(path).with_context(|| format!("reading checkpoint {}", path.display()))?;
-    let st = SafeTensors::deserialize(&bytes).with_context(|| {
+    parse(&bytes, path)
+}
+
+/// A checkpoint from bytes in memory (an embedded asset); `path` names it in errors.
+pub fn parse(bytes: &[u8], path: &Path) -> Result<Checkpoint> {
+    let st = SafeTensors::deserialize(bytes).with_context(|| {
         format!(
             "{}: not a valid safetensors file ({} bytes; truncated or not a checkpoint)",
             path.display(),
             bytes.len()
         )
     })?;
-    let (_, meta) = SafeTensors::read_metadata(&bytes).with_context(|| format!("{}: bad header", path.display()))?;
+    let (_, meta) = SafeTensors::read_metadata(bytes).with_context(|| format!("{}: bad header", path.display()))?;
     let mut tensors = HashMap::new();
     for (name, view) in st.iter() {
         let shape = view.shape().to_vec();

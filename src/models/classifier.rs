@@ -1,0 +1,337 @@
+//! A small Fashion-MNIST classifier trained by this engine: the stand-in for Inception in the GAN's
+//! Inception Score (its softmax) and FID (its 128-d penultimate features), since Inception weights
+//! cannot be downloaded here. Inputs are 1×32×32 in [−1, 1], exactly what the generator produces.
+//!
+//! PyTorch equivalent (state_dict names `net.N.*`):
+//! `nn.Sequential(Conv2d(1,32,4,2,1), BatchNorm2d(32), ReLU(), Conv2d(32,64,4,2,1), BatchNorm2d(64),
+//! ReLU(), Flatten(), Linear(4096,128), ReLU(), Linear(128,10))`.
+
+use anyhow::{bail, Context, Result};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use std::path::Path;
+
+use crate::data::{Dataset, Split};
+use crate::graph::{compile, Executor, Graph, Mode, ParamStore, StepStats, TensorId};
+use crate::nn::{self, BnMode, WeightInit};
+use crate::ops::adam::AdamConfig;
+use crate::ops::elementwise::Activation;
+use crate::ops::gather::{pack_u8, GatherShape};
+use crate::runtime::launch::Prepared;
+use crate::runtime::{Gpu, GpuBuffer};
+use crate::train::checkpoint::{self, Checkpoint, TensorData};
+use crate::train::model::{Evaluation, ImageBatch, TrainableModel};
+
+pub const CLASSES: usize = 10;
+pub const FEATURES: usize = 128;
+const SIDE: usize = 32;
+const PAD: usize = 2;
+const EVAL_SLOT: usize = 1;
+/// Images per call of the feature extractor.
+pub const FEATURE_BATCH: usize = 64;
+
+/// Returns (logits [B, 10], features [B, 128]).
+fn net(g: &mut Graph, x: TensorId, bn: BnMode) -> Result<(TensorId, TensorId)> {
+    let b = g.shape(x)[0];
+    let mut h = x;
+    for (i, cout) in [(0, 32), (3, 64)] {
+        h = nn::conv2d(g, &format!("net.{i}"), h, cout, 4, 2, 1, true, WeightInit::Default)?;
+        h = nn::batchnorm(g, &format!("net.{}", i + 1), h, bn, WeightInit::Default)?;
+        h = nn::act(g, h, Activation::Relu);
+    }
+    let flat = g.view(h, &[b, 64 * 8 * 8])?;
+    let f = nn::linear(g, "net.7", flat, FEATURES, WeightInit::Default)?;
+    let f = nn::act(g, f, Activation::Relu);
+    let logits = nn::linear(g, "net.9", f, CLASSES, WeightInit::Default)?;
+    Ok((logits, f))
+}
+
+fn image_shape(split: &Split, batch: usize, steps: usize) -> GatherShape {
+    GatherShape {
+        batch,
+        channels: 1,
+        src_h: split.h,
+        src_w: split.w,
+        pad: PAD,
+        n_images: split.n,
+        steps_per_epoch: steps,
+        scale: 2.0 / 255.0,
+        shift: -1.0,
+    }
+}
+
+/// Labels are gathered like 1×1 images, as class indices in floats.
+fn label_shape(split: &Split, batch: usize, steps: usize) -> GatherShape {
+    GatherShape { channels: 1, src_h: 1, src_w: 1, pad: 0, scale: 1.0, shift: 0.0, ..image_shape(split, batch, steps) }
+}
+
+/// A batch of images and labels gathered on the GPU from externals `images`, `labels`, `order`.
+fn inputs(g: &mut Graph, split: &Split, batch: usize, steps: usize, slot: usize) -> Result<(TensorId, TensorId)> {
+    let (is, ls) = (image_shape(split, batch, steps), label_shape(split, batch, steps));
+    let images = g.external("images", &[(split.n * split.h * split.w).div_ceil(4)]);
+    let labels = g.external("labels", &[split.n.div_ceil(4)]);
+    let order = g.external("order", &[is.order_len()]);
+    let counters = g.external("counters", &[crate::graph::params::COUNTER_SLOTS]);
+    let x = nn::gather(g, images, order, counters, &is, slot)?;
+    let y = nn::gather(g, labels, order, counters, &ls, slot)?;
+    let y = g.view(y, &[batch])?;
+    Ok((x, y))
+}
+
+#[derive(Clone, Debug)]
+pub struct ClassifierConfig {
+    pub batch_size: usize,
+    pub lr: f32,
+    pub seed: u64,
+}
+
+pub struct Classifier {
+    cfg: ClassifierConfig,
+    store: ParamStore,
+    train: Executor,
+    eval: Executor,
+    eval_logits: TensorId,
+    eval_steps: usize,
+    test_labels: Vec<u8>,
+    train_order: GpuBuffer,
+    n_train: usize,
+    steps_per_epoch: usize,
+    global_step: u64,
+    test_images: Vec<u8>,
+    _buffers: Vec<GpuBuffer>,
+}
+
+impl Classifier {
+    pub fn new(gpu: &Gpu, cfg: &ClassifierConfig, data: &Dataset) -> Result<Classifier> {
+        let b = cfg.batch_size;
+        for (name, s) in [("training", &data.train), ("test", &data.test)] {
+            if s.h + 2 * PAD != SIDE || s.w + 2 * PAD != SIDE || s.channels != 1 {
+                bail!(
+                    "the classifier needs 1×28×28 images; the {name} set of {} has {}×{}×{}",
+                    data.source,
+                    s.channels,
+                    s.h,
+                    s.w
+                );
+            }
+            if let Some(l) = s.labels.iter().find(|&&l| l as usize >= CLASSES) {
+                bail!("the {name} set of {} has label {l}; the classifier knows {CLASSES} classes", data.source);
+            }
+        }
+        if b < 2 || b > data.train.n || b > data.test.n {
+            bail!(
+                "--batch-size {b} must be between 2 and the smaller of the training ({}) and test ({}) set sizes",
+                data.train.n,
+                data.test.n
+            );
+        }
+        let adam = AdamConfig { lr: cfg.lr, ..Default::default() };
+        adam.validate().context("--lr")?;
+        let steps_per_epoch = data.train.n / b;
+        let eval_steps = data.test.n / b;
+
+        let mut tg = Graph::new();
+        let (x, y) = inputs(&mut tg, &data.train, b, steps_per_epoch, 0)?;
+        let (logits, _) = net(&mut tg, x, BnMode::Train)?;
+        let l = nn::cross_entropy(&mut tg, logits, y)?;
+        tg.add_loss("xent", l);
+        let specs: Vec<_> = tg.params.iter().collect();
+        let store = ParamStore::new(gpu, &specs, cfg.seed)?;
+        let train_steps = compile(&mut tg, &store, Mode::Train { adam: &adam, end_of_step: true })?;
+
+        let mut eg = Graph::new();
+        let (x, y) = inputs(&mut eg, &data.test, b, eval_steps, EVAL_SLOT)?;
+        let (eval_logits, _) = net(&mut eg, x, BnMode::Eval)?;
+        let l = nn::cross_entropy(&mut eg, eval_logits, y)?;
+        eg.add_loss("xent", l);
+        eg.mark_output(eval_logits);
+        let mut eval_list = compile(&mut eg, &store, Mode::Forward)?;
+        crate::graph::autodiff::increment_slot(&mut eg, &mut eval_list, EVAL_SLOT);
+
+        let up = |name: &str, bytes: &[u8]| gpu.upload(name, &pack_u8(bytes));
+        let (train_images, train_labels) =
+            (up("train-images", &data.train.images)?, up("train-labels", &data.train.labels)?);
+        let (test_images, test_labels) = (up("test-images", &data.test.images)?, up("test-labels", &data.test.labels)?);
+        let train_order = gpu.zeros("train-order", (steps_per_epoch * b) as u64 * 4)?;
+        let test_order = gpu.upload("test-order", &(0..(eval_steps * b) as u32).collect::<Vec<_>>())?;
+        let train = Executor::new(
+            gpu,
+            &tg,
+            &train_steps,
+            &store,
+            &[("images", train_images.whole()), ("labels", train_labels.whole()), ("order", train_order.whole())],
+        )?;
+        let eval = Executor::new(
+            gpu,
+            &eg,
+            &eval_list,
+            &store,
+            &[("images", test_images.whole()), ("labels", test_labels.whole()), ("order", test_order.whole())],
+        )?;
+        Ok(Classifier {
+            cfg: cfg.clone(),
+            store,
+            train,
+            eval,
+            eval_logits,
+            eval_steps,
+            test_labels: data.test.labels.clone(),
+            train_order,
+            n_train: data.train.n,
+            steps_per_epoch,
+            global_step: 0,
+            test_images: data.test.images[..64.min(data.test.n) * 28 * 28].to_vec(),
+            _buffers: vec![train_images, train_labels, test_images, test_labels, test_order],
+        })
+    }
+
+    fn set_counter(&self, gpu: &Gpu, slot: usize, value: u32) {
+        gpu.queue.write_buffer(&self.store.counters.buffer, slot as u64 * 4, bytemuck::bytes_of(&value));
+    }
+
+    /// Writes only the model tensors (no optimiser state) to `path`, via a temporary file.
+    pub fn export_weights(&self, gpu: &Gpu, path: &Path) -> Result<()> {
+        let tensors: Vec<_> = self.state(gpu)?.into_iter().filter(|(n, _)| !n.starts_with("optim.")).collect();
+        checkpoint::save(path, &tensors, &Default::default())
+    }
+}
+
+/// Index of the largest value of each row.
+pub fn argmax_rows(x: &[f32], cols: usize) -> Vec<usize> {
+    x.chunks(cols)
+        .map(|r| r.iter().enumerate().fold((0, f32::NEG_INFINITY), |m, (i, &v)| if v > m.1 { (i, v) } else { m }).0)
+        .collect()
+}
+
+impl TrainableModel for Classifier {
+    fn kind(&self) -> &'static str {
+        "classifier"
+    }
+    fn batch_size(&self) -> usize {
+        self.cfg.batch_size
+    }
+    fn steps_per_epoch(&self) -> usize {
+        self.steps_per_epoch
+    }
+    fn loss_names(&self) -> Vec<String> {
+        vec!["xent".into()]
+    }
+
+    fn start_epoch(&mut self, gpu: &Gpu, epoch: usize) -> Result<()> {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(self.cfg.seed.wrapping_mul(1_000_003) ^ epoch as u64);
+        let mut order: Vec<u32> = (0..self.n_train as u32).collect();
+        order.shuffle(&mut rng);
+        order.truncate(self.steps_per_epoch * self.cfg.batch_size);
+        gpu.write(&self.train_order, &order);
+        Ok(())
+    }
+
+    fn step(&mut self, gpu: &Gpu, log: bool) -> Result<()> {
+        self.train.step(gpu, log)?;
+        self.global_step += 1;
+        Ok(())
+    }
+
+    fn poll_losses(&mut self, gpu: &Gpu, wait: bool) -> Result<Vec<(u64, Vec<f32>)>> {
+        Ok(self.train.poll_losses(gpu, wait)?.into_iter().map(|r| (r.steps, r.values)).collect())
+    }
+
+    fn global_step(&self) -> u64 {
+        self.global_step
+    }
+
+    fn evaluate(&mut self, gpu: &Gpu) -> Result<Evaluation> {
+        self.set_counter(gpu, EVAL_SLOT, 0);
+        let b = self.cfg.batch_size;
+        let mut correct = 0;
+        for i in 0..self.eval_steps {
+            self.eval.step(gpu, i + 1 == self.eval_steps)?;
+            let pred = argmax_rows(&self.eval.read(gpu, self.eval_logits)?, CLASSES);
+            let truth = &self.test_labels[i * b..(i + 1) * b];
+            correct += pred.iter().zip(truth).filter(|(p, t)| **p == **t as usize).count();
+        }
+        let loss = self.eval.poll_losses(gpu, true)?.last().context("evaluation produced no loss")?.values[0];
+        let acc = correct as f64 / (self.eval_steps * b) as f64;
+        Ok(Evaluation { figures: vec![("accuracy".into(), acc), ("xent".into(), loss as f64)] })
+    }
+
+    fn samples(&mut self, _gpu: &Gpu) -> Result<ImageBatch> {
+        // A classifier generates nothing: the grid shows the first test images it is evaluated on.
+        let n = self.test_images.len() / (28 * 28);
+        let data = self.test_images.iter().map(|&p| p as f32 / 255.0).collect();
+        Ok(ImageBatch { data, nchw: [n, 1, 28, 28], range: (0.0, 1.0) })
+    }
+
+    fn reconstructions(&mut self, _gpu: &Gpu) -> Result<Option<ImageBatch>> {
+        Ok(None)
+    }
+
+    fn state(&self, gpu: &Gpu) -> Result<Vec<(String, TensorData)>> {
+        crate::models::state::save(gpu, &self.store, self.global_step, &|_| self.global_step)
+    }
+
+    fn load(&mut self, gpu: &Gpu, ckpt: &Checkpoint) -> Result<()> {
+        self.global_step = crate::models::state::load(gpu, &self.store, ckpt)?;
+        Ok(())
+    }
+
+    fn step_dispatches(&self) -> Vec<&Prepared> {
+        self.train.prepared.iter().collect()
+    }
+
+    fn step_stats(&self) -> StepStats {
+        self.train.last_stats.clone()
+    }
+}
+
+/// The trained classifier as a fixed feature extractor for IS and FID (eval-mode batchnorm).
+pub struct FeatureNet {
+    _store: ParamStore,
+    exec: Executor,
+    x: GpuBuffer,
+    logits: TensorId,
+    features: TensorId,
+}
+
+impl FeatureNet {
+    pub fn from_checkpoint(gpu: &Gpu, ckpt: &Checkpoint) -> Result<FeatureNet> {
+        let mut g = Graph::new();
+        let x = g.external("x", &[FEATURE_BATCH, 1, SIDE, SIDE]);
+        let (logits, features) = net(&mut g, x, BnMode::Eval)?;
+        g.mark_output(logits);
+        g.mark_output(features);
+        let specs: Vec<_> = g.params.iter().collect();
+        let store = ParamStore::new(gpu, &specs, 0)?;
+        crate::models::state::load_weights(gpu, &store, ckpt)
+            .with_context(|| format!("loading classifier weights from {}", ckpt.path().display()))?;
+        let steps = compile(&mut g, &store, Mode::Forward)?;
+        let xb = gpu.zeros("feature-x", (FEATURE_BATCH * SIDE * SIDE * 4) as u64)?;
+        let exec = Executor::new(gpu, &g, &steps, &store, &[("x", xb.whole())])?;
+        Ok(FeatureNet { _store: store, exec, x: xb, logits, features })
+    }
+
+    /// Softmax probabilities [n, 10] and features [n, 128] of `images` (1×32×32 each, in [−1, 1]).
+    pub fn run(&mut self, gpu: &Gpu, images: &[f32]) -> Result<(Vec<f64>, Vec<f64>)> {
+        let per = SIDE * SIDE;
+        if images.len() % per != 0 {
+            bail!("feature extractor: {} values is not a whole number of 32×32 images", images.len());
+        }
+        let (mut probs, mut feats) = (Vec::new(), Vec::new());
+        for chunk in images.chunks(FEATURE_BATCH * per) {
+            let n = chunk.len() / per;
+            let mut batch = chunk.to_vec();
+            batch.resize(FEATURE_BATCH * per, -1.0);
+            gpu.write(&self.x, &batch);
+            self.exec.step(gpu, false)?;
+            let logits = self.exec.read(gpu, self.logits)?;
+            for row in logits[..n * CLASSES].chunks(CLASSES) {
+                let m = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
+                let e: Vec<f64> = row.iter().map(|&v| (v as f64 - m).exp()).collect();
+                let s: f64 = e.iter().sum();
+                probs.extend(e.iter().map(|v| v / s));
+            }
+            feats.extend(self.exec.read(gpu, self.features)?[..n * FEATURES].iter().map(|&v| v as f64));
+        }
+        Ok((probs, feats))
+    }
+}

@@ -6,6 +6,7 @@ pub mod metrics;
 pub mod model;
 pub mod progress;
 pub mod run;
+pub mod scores;
 mod rundir;
 
 use std::fs::{self, File};

@@ -83,12 +83,17 @@ struct TrainGan {
     /// One-sided label smoothing: the discriminator's target for real images (e.g. 0.9) [default: 1].
     #[arg(long, value_name = "REAL_LABEL")]
     label_smoothing: Option<f32>,
+    /// Generated images scored (IS, FID) at each epoch's evaluation; 0 skips the scores.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    score_samples: usize,
 }
 
 #[derive(Subcommand)]
 enum EvalCmd {
     /// Test-set accuracy of a classifier checkpoint (and export of its weights).
     Classifier(cli::classifier::EvalClassifier),
+    /// IS and FID of a GAN checkpoint (10 000 samples against the test set) and the real-data ceiling.
+    Gan(cli::gan::EvalGan),
     /// Test-set reconstruction, KL and negative ELBO (nats/image) of a VAE checkpoint.
     Vae {
         #[arg(long, value_name = "FILE")]
@@ -195,7 +200,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train(TrainCmd::Vae(a)) => train_vae(a, backend, gpu),
         Command::Train(TrainCmd::Classifier(a)) => cli::classifier::train(a, backend, gpu),
         Command::Eval(EvalCmd::Classifier(a)) => cli::classifier::eval(a, gpu),
-        Command::Train(TrainCmd::Gan(a)) => cli::gan::train(a.common, a.label_smoothing, backend, gpu),
+        Command::Eval(EvalCmd::Gan(a)) => cli::gan::eval(a, gpu),
+        Command::Train(TrainCmd::Gan(a)) => cli::gan::train(a.common, a.label_smoothing, a.score_samples, backend, gpu),
         Command::Eval(EvalCmd::Vae { checkpoint, data }) => eval_vae(&checkpoint, data.as_deref(), gpu),
         Command::Sample(SampleCmd::Vae(a)) => sample_vae(a, gpu),
         Command::Sample(SampleCmd::Gan(a)) => cli::gan::sample(a, gpu),

@@ -41,7 +41,8 @@ fn fid_of_a_set_with_itself_is_zero_and_of_different_sets_positive() {
     let shifted = gaussian(2, 500, d, 1.0, 1.0);
     let wider = gaussian(3, 500, d, 0.0, 2.0);
     let same_law = gaussian(4, 500, d, 0.0, 1.0);
-    let (f_shift, f_wide, f_same) = (fid(&a, &shifted, d).unwrap(), fid(&a, &wider, d).unwrap(), fid(&a, &same_law, d).unwrap());
+    let (f_shift, f_wide, f_same) =
+        (fid(&a, &shifted, d).unwrap(), fid(&a, &wider, d).unwrap(), fid(&a, &same_law, d).unwrap());
     // Expected: shift → d·1² = 8; doubled σ → d·(2 − 1)² = 8; same law → sampling noise only.
     assert!((f_shift - 8.0).abs() < 1.5, "{f_shift}");
     assert!((f_wide - 8.0).abs() < 2.0, "{f_wide}");

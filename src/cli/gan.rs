@@ -6,12 +6,26 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::{json, Value};
 
+use gputrain::models::classifier::FeatureNet;
 use gputrain::models::gan::{Gan, GanConfig};
+use gputrain::models::gan_scores::{real_images, GanScorer};
 use gputrain::runtime::{BackendChoice, Gpu};
 use gputrain::train::model::TrainableModel;
 use gputrain::train::run;
 
 use crate::{checkpoint_settings, load_data, train_model, TrainVae};
+
+#[derive(Args)]
+pub struct EvalGan {
+    #[arg(long, value_name = "FILE")]
+    checkpoint: PathBuf,
+    /// Generated images to score (and real test images to compare them with).
+    #[arg(long, default_value_t = 10_000)]
+    samples: usize,
+    /// Dataset directory (default: the checkpoint's, else the usual lookup).
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+}
 
 #[derive(Args)]
 pub struct SampleGan {
@@ -61,6 +75,7 @@ fn check(c: &GanConfig) -> Result<()> {
 pub fn train(
     a: TrainVae,
     label_smoothing: Option<f32>,
+    score_samples: usize,
     backend: BackendChoice,
     gpu: impl Fn() -> Result<Gpu>,
 ) -> Result<()> {
@@ -86,8 +101,42 @@ pub fn train(
         "real_label": c.real_label,
     });
     train_model(a, &from, settings, 5, backend, gpu, |gpu, data| {
-        Ok(Box::new(Gan::new(gpu, &c, data)?) as Box<dyn TrainableModel>)
+        let mut gan = Gan::new(gpu, &c, data)?;
+        if score_samples > 0 {
+            let real = real_images(&data.test, score_samples);
+            let n = real.len() / (32 * 32);
+            gan.attach_scorer(GanScorer::new(gpu, FeatureNet::embedded(gpu)?, &real)?, n);
+        }
+        Ok(Box::new(gan) as Box<dyn TrainableModel>)
     })
+}
+
+pub fn eval(a: EvalGan, gpu: impl Fn() -> Result<Gpu>) -> Result<()> {
+    if a.samples < 2 {
+        bail!("--samples {}: need at least 2 images for a covariance", a.samples);
+    }
+    let settings = checkpoint_settings(&a.checkpoint).context("--checkpoint")?;
+    let data = load_data(a.data.as_deref(), &settings)?;
+    let gpu = gpu()?;
+    let mut gan = Gan::new(&gpu, &config_from_json(&settings), &data)?;
+    run::load_checkpoint(&gpu, &mut gan, &a.checkpoint)?;
+    let real = real_images(&data.test, a.samples);
+    let n = real.len() / (32 * 32);
+    if n < a.samples {
+        println!("note: the test set has {n} images, so {n} generated images are scored against them");
+    }
+    let mut scorer = GanScorer::new(&gpu, FeatureNet::embedded(&gpu)?, &real)?;
+    let s = scorer.score_gan(&gpu, &mut gan, n, 0)?;
+    // The ceiling: real training images scored exactly as the generated ones are.
+    let ceiling = scorer.score(&gpu, &real_images(&data.train, n))?;
+    println!("generated ({n} images): IS {:.3}  FID {:.3}", s.inception_score, s.fid);
+    println!("real training images ({n}): IS {:.3}  FID {:.3}  (the ceiling)", ceiling.inception_score, ceiling.fid);
+    println!("real test images: IS {:.3}", scorer.real_is);
+    println!(
+        "IS is {:.1}% of the real-data IS (classifier: assets/classifier.safetensors, a stand-in for Inception)",
+        100.0 * s.inception_score / ceiling.inception_score
+    );
+    Ok(())
 }
 
 pub fn sample(a: SampleGan, gpu: impl Fn() -> Result<Gpu>) -> Result<()> {

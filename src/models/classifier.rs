@@ -30,6 +30,9 @@ const EVAL_SLOT: usize = 1;
 /// Images per call of the feature extractor.
 pub const FEATURE_BATCH: usize = 64;
 
+/// The weights `train classifier` produced, shipped so `eval gan` works anywhere (see the README).
+const EMBEDDED: &[u8] = include_bytes!("../../assets/classifier.safetensors");
+
 /// Returns (logits [B, 10], features [B, 128]).
 fn net(g: &mut Graph, x: TensorId, bn: BnMode) -> Result<(TensorId, TensorId)> {
     let b = g.shape(x)[0];
@@ -294,6 +297,11 @@ pub struct FeatureNet {
 }
 
 impl FeatureNet {
+    /// With the shipped weights.
+    pub fn embedded(gpu: &Gpu) -> Result<FeatureNet> {
+        FeatureNet::from_checkpoint(gpu, &checkpoint::parse(EMBEDDED, Path::new("assets/classifier.safetensors"))?)
+    }
+
     pub fn from_checkpoint(gpu: &Gpu, ckpt: &Checkpoint) -> Result<FeatureNet> {
         let mut g = Graph::new();
         let x = g.external("x", &[FEATURE_BATCH, 1, SIDE, SIDE]);

@@ -11,6 +11,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use std::collections::VecDeque;
 
+use super::gan_scores::GanScorer;
 use crate::data::{Dataset, Split};
 use crate::graph::{compile, Executor, Graph, LossReport, Mode, ParamStore, StepStats, TensorId};
 use crate::nn::{self, BnMode, WeightInit};
@@ -181,6 +182,7 @@ pub struct Gan {
     /// Bytes of the batches read for the diversity indicator on the last step.
     diversity_bytes: u64,
     collapsed: bool,
+    scorer: Option<(GanScorer, usize)>,
     _buffers: Vec<GpuBuffer>,
 }
 
@@ -270,6 +272,7 @@ impl Gan {
             g_reports: VecDeque::new(),
             diversity_bytes: 0,
             collapsed: false,
+            scorer: None,
             _buffers: vec![images, real_label, fake_label, g_label],
         })
     }
@@ -291,6 +294,26 @@ impl Gan {
         let mut data = self.sample.read(gpu, self.sample_out)?;
         data.truncate(n * SIDE * SIDE);
         Ok(ImageBatch { data, nchw: [n, 1, SIDE, SIDE], range: (-1.0, 1.0) })
+    }
+
+    /// `n` images from noise drawn with `seed`, generated 64 at a time (NCHW values in [−1, 1]).
+    pub fn generate_many(&mut self, gpu: &Gpu, n: usize, seed: u64) -> Result<Vec<f32>> {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let normal = rand_distr::Normal::new(0.0f32, 1.0).expect("unit normal");
+        let mut out = Vec::with_capacity(n * SIDE * SIDE);
+        while out.len() < n * SIDE * SIDE {
+            let k = (n - out.len() / (SIDE * SIDE)).min(SAMPLES);
+            let z: Vec<f32> =
+                (0..k * self.cfg.latent).map(|_| rand_distr::Distribution::sample(&normal, &mut rng)).collect();
+            out.extend(self.generate(gpu, &z)?.data);
+        }
+        Ok(out)
+    }
+
+    /// Scores each epoch's evaluation with IS and FID on `samples` generated images against as many
+    /// real test images (the rest of evaluation works without it).
+    pub fn attach_scorer(&mut self, scorer: GanScorer, samples: usize) {
+        self.scorer = Some((scorer, samples));
     }
 
     /// Only the discriminator update of an iteration (its losses are logged), for tests of gradient routing.
@@ -382,8 +405,17 @@ impl TrainableModel for Gan {
     fn evaluate(&mut self, gpu: &Gpu) -> Result<Evaluation> {
         let z = self.fixed_z.clone();
         let fake = self.generate(gpu, &z)?;
-        let fake_div = diversity(&fake.data, SIDE * SIDE);
-        Ok(Evaluation { figures: vec![("sample_diversity".into(), fake_div)] })
+        let mut figures = vec![("sample_diversity".into(), diversity(&fake.data, SIDE * SIDE))];
+        if let Some((mut scorer, n)) = self.scorer.take() {
+            // Fixed noise (seed 0) every epoch, so the figures move only because G does.
+            let s = scorer.score_gan(gpu, self, n, 0);
+            self.scorer = Some((scorer, n));
+            let s = s?;
+            // The sample count is part of the name, so epochs.csv's header states it.
+            figures.push((format!("is_{n}"), s.inception_score));
+            figures.push((format!("fid_{n}"), s.fid));
+        }
+        Ok(Evaluation { figures })
     }
 
     fn samples(&mut self, gpu: &Gpu) -> Result<ImageBatch> {

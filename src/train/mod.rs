@@ -6,8 +6,8 @@ pub mod metrics;
 pub mod model;
 pub mod progress;
 pub mod run;
-pub mod scores;
 mod rundir;
+pub mod scores;
 
 use std::fs::{self, File};
 use std::io::Write;

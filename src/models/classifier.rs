@@ -321,7 +321,7 @@ impl FeatureNet {
     /// Softmax probabilities [n, 10] and features [n, 128] of `images` (1×32×32 each, in [−1, 1]).
     pub fn run(&mut self, gpu: &Gpu, images: &[f32]) -> Result<(Vec<f64>, Vec<f64>)> {
         let per = SIDE * SIDE;
-        if images.len() % per != 0 {
+        if !images.len().is_multiple_of(per) {
             bail!("feature extractor: {} values is not a whole number of 32×32 images", images.len());
         }
         let (mut probs, mut feats) = (Vec::new(), Vec::new());

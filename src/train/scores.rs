@@ -5,7 +5,7 @@ use anyhow::{bail, Result};
 
 /// IS = exp(E_x KL(p(y|x) ‖ p(y))) for `probs` [n, classes] (rows sum to 1).
 pub fn inception_score(probs: &[f64], classes: usize) -> Result<f64> {
-    if classes == 0 || probs.is_empty() || probs.len() % classes != 0 {
+    if classes == 0 || probs.is_empty() || !probs.len().is_multiple_of(classes) {
         bail!("inception score: {} probabilities do not form rows of {classes}", probs.len());
     }
     let n = probs.len() / classes;
@@ -23,7 +23,7 @@ pub fn inception_score(probs: &[f64], classes: usize) -> Result<f64> {
 
 /// Mean and covariance (divided by n − 1) of `x` [n, d].
 pub fn mean_cov(x: &[f64], d: usize) -> Result<(Vec<f64>, Vec<f64>)> {
-    if d == 0 || x.len() % d != 0 || x.len() / d < 2 {
+    if d == 0 || !x.len().is_multiple_of(d) || x.len() / d < 2 {
         bail!("statistics need at least two rows of {d} features, got {} values", x.len());
     }
     let n = x.len() / d;

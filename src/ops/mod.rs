@@ -12,6 +12,7 @@ pub mod elementwise;
 pub mod gather;
 pub mod loss;
 pub mod matmul;
+pub mod pool;
 pub mod random;
 pub mod reduce;
 

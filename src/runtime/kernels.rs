@@ -26,10 +26,11 @@ pub enum Family {
     Adam,
     Random,
     Gather,
+    Pool,
 }
 
 impl Family {
-    pub const ALL: [Family; 9] = [
+    pub const ALL: [Family; 10] = [
         Family::Elementwise,
         Family::Matmul,
         Family::Conv,
@@ -39,6 +40,7 @@ impl Family {
         Family::Adam,
         Family::Random,
         Family::Gather,
+        Family::Pool,
     ];
 
     pub fn name(self) -> &'static str {
@@ -52,6 +54,7 @@ impl Family {
             Family::Adam => "adam",
             Family::Random => "random",
             Family::Gather => "gather",
+            Family::Pool => "pool",
         }
     }
 
@@ -66,6 +69,7 @@ impl Family {
             Family::Adam => include_str!("../../shaders/adam.wgsl"),
             Family::Random => include_str!("../../shaders/random.wgsl"),
             Family::Gather => include_str!("../../shaders/gather.wgsl"),
+            Family::Pool => include_str!("../../shaders/pool.wgsl"),
         }
     }
 

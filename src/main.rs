@@ -80,6 +80,10 @@ enum TrainCmd {
 struct TrainGan {
     #[command(flatten)]
     common: TrainVae,
+    /// dcgan (transposed convolutions, 32×32) or mlp (fully connected G, conv + max-pool D, 28×28)
+    /// [default: dcgan, or the resumed checkpoint's].
+    #[arg(long)]
+    arch: Option<String>,
     /// One-sided label smoothing: the discriminator's target for real images (e.g. 0.9) [default: 1].
     #[arg(long, value_name = "REAL_LABEL")]
     label_smoothing: Option<f32>,
@@ -201,7 +205,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train(TrainCmd::Classifier(a)) => cli::classifier::train(a, backend, gpu),
         Command::Eval(EvalCmd::Classifier(a)) => cli::classifier::eval(a, gpu),
         Command::Eval(EvalCmd::Gan(a)) => cli::gan::eval(a, gpu),
-        Command::Train(TrainCmd::Gan(a)) => cli::gan::train(a.common, a.label_smoothing, a.score_samples, backend, gpu),
+        Command::Train(TrainCmd::Gan(a)) => {
+            cli::gan::train(a.common, a.arch, a.label_smoothing, a.score_samples, backend, gpu)
+        }
         Command::Eval(EvalCmd::Vae { checkpoint, data }) => eval_vae(&checkpoint, data.as_deref(), gpu),
         Command::Sample(SampleCmd::Vae(a)) => sample_vae(a, gpu),
         Command::Sample(SampleCmd::Gan(a)) => cli::gan::sample(a, gpu),

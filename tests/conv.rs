@@ -45,6 +45,9 @@ fn model_layers() -> Vec<(&'static str, Conv2dShape)> {
         ("gan discriminator.2", shape(2, 64, 128, 16, 16, 4, 2, 1)),
         ("gan discriminator.5", shape(2, 128, 256, 8, 8, 4, 2, 1)),
         ("gan discriminator.8", shape(2, 256, 1, 4, 4, 4, 1, 0)),
+        ("mlp gan discriminator.0", shape(2, 1, 16, 28, 28, 3, 1, 1)),
+        ("mlp gan discriminator.3", shape(2, 16, 32, 14, 14, 3, 1, 1)),
+        ("mlp gan discriminator.6", shape(2, 32, 64, 7, 7, 3, 1, 1)),
     ]
 }
 

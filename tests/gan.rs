@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use gputrain::data::{Dataset, Split};
-use gputrain::models::gan::{diversity, Gan, GanConfig};
+use gputrain::models::gan::{diversity, Arch, Gan, GanConfig};
 use gputrain::train::checkpoint::{self, TensorData};
 use gputrain::train::model::TrainableModel;
 use gputrain::train::run::{self, RunOptions};
@@ -25,13 +25,17 @@ fn tiny() -> Dataset {
 }
 
 fn cfg() -> GanConfig {
-    GanConfig { batch_size: 4, lr: 2e-3, latent: 8, seed: 3, real_label: 1.0 }
+    GanConfig { arch: Arch::Dcgan, batch_size: 4, lr: 2e-3, latent: 8, seed: 3, real_label: 1.0 }
+}
+
+fn gan_of(arch: Arch) -> Gan {
+    let mut g = Gan::new(common::gpu(), &GanConfig { arch, ..cfg() }, &tiny()).unwrap();
+    g.start_epoch(common::gpu(), 0).unwrap();
+    g
 }
 
 fn gan() -> Gan {
-    let mut g = Gan::new(common::gpu(), &cfg(), &tiny()).unwrap();
-    g.start_epoch(common::gpu(), 0).unwrap();
-    g
+    gan_of(Arch::Dcgan)
 }
 
 fn snapshot(m: &Gan) -> HashMap<String, Vec<f32>> {
@@ -58,8 +62,14 @@ fn is_running(n: &str) -> bool {
 
 #[test]
 fn each_step_updates_only_its_own_network() {
+    for arch in [Arch::Dcgan, Arch::Mlp] {
+        routing(arch);
+    }
+}
+
+fn routing(arch: Arch) {
     let gpu = common::gpu();
-    let mut m = gan();
+    let mut m = gan_of(arch);
     let s0 = snapshot(&m);
     m.step_discriminator(gpu).unwrap();
     let s1 = snapshot(&m);
@@ -69,7 +79,7 @@ fn each_step_updates_only_its_own_network() {
     for n in s0.keys() {
         let moved = d_step.contains(n);
         let expect = n.starts_with("discriminator.") || is_running(n);
-        assert_eq!(moved, expect, "D step: {n} moved = {moved}");
+        assert_eq!(moved, expect, "{arch:?} D step: {n} moved = {moved}");
     }
     m.step_generator(gpu).unwrap();
     let s2 = snapshot(&m);
@@ -79,7 +89,7 @@ fn each_step_updates_only_its_own_network() {
     for n in s0.keys() {
         let moved = g_step.contains(n);
         let expect = if n.starts_with("generator.") { !is_running(n) } else { is_running(n) };
-        assert_eq!(moved, expect, "G step: {n} moved = {moved}");
+        assert_eq!(moved, expect, "{arch:?} G step: {n} moved = {moved}");
     }
 }
 
@@ -172,4 +182,39 @@ fn diversity_is_the_mean_squared_distance_between_images() {
     // Three images: pairs at 1, 4, 1 → mean 2.
     assert!((diversity(&[0.0, 1.0, 2.0], 1) - 2.0).abs() < 1e-12);
     assert_eq!(diversity(&[0.5; 8], 2), 0.0, "identical images have no diversity");
+}
+
+#[test]
+fn the_mlp_gan_trains_a_few_steps_with_its_pytorch_names() {
+    let gpu = common::gpu();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("mlp");
+    let mut m = gan_of(Arch::Mlp);
+    run::train(gpu, &mut m, &RunOptions { max_steps: Some(6), ..opts(&out, 2) }).unwrap();
+    let img = m.samples(gpu).unwrap();
+    assert_eq!(img.nchw, [64, 1, 28, 28]);
+    assert!(img.data.iter().all(|v| (-1.0..=1.0).contains(v)), "tanh outputs");
+    let c = checkpoint::load(&out.join("checkpoints/last.safetensors")).unwrap();
+    for (name, shape) in [
+        ("generator.0.weight", &[256, 8][..]),
+        ("generator.2.running_mean", &[256]),
+        ("generator.3.weight", &[512, 256]),
+        ("generator.5.weight", &[512]),
+        ("generator.6.weight", &[784, 512]),
+        ("generator.6.bias", &[784]),
+        ("discriminator.0.weight", &[16, 1, 3, 3]),
+        ("discriminator.3.weight", &[32, 16, 3, 3]),
+        ("discriminator.6.bias", &[64]),
+        ("discriminator.10.weight", &[1, 576]),
+    ] {
+        c.get_f32(name, shape).unwrap_or_else(|e| panic!("{e:#}"));
+    }
+    assert_eq!(c.get_i64("generator.5.num_batches_tracked", &[]).unwrap(), [6]);
+    let losses: Vec<f64> = std::fs::read_to_string(out.join("metrics.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(2).unwrap().parse().unwrap())
+        .collect();
+    assert!(losses.iter().all(|l| l.is_finite() && *l > 0.0), "{losses:?}");
 }

@@ -7,7 +7,7 @@ use clap::Args;
 use serde_json::{json, Value};
 
 use gputrain::models::classifier::FeatureNet;
-use gputrain::models::gan::{Gan, GanConfig};
+use gputrain::models::gan::{Arch, Gan, GanConfig};
 use gputrain::models::gan_scores::{real_images, GanScorer};
 use gputrain::runtime::{BackendChoice, Gpu};
 use gputrain::train::model::TrainableModel;
@@ -47,7 +47,9 @@ pub fn config_from_json(s: &Value) -> GanConfig {
     let d = GanConfig::default();
     let u = |k: &str, d: u64| s.get(k).and_then(Value::as_u64).unwrap_or(d);
     let f = |k: &str, d: f32| s.get(k).and_then(Value::as_f64).map(|v| v as f32).unwrap_or(d);
+    let arch = s.get("arch").and_then(Value::as_str).map(Arch::parse).transpose();
     GanConfig {
+        arch: arch.ok().flatten().unwrap_or(d.arch),
         batch_size: u("batch_size", d.batch_size as u64) as usize,
         lr: f("lr", d.lr),
         latent: u("latent", d.latent as u64) as usize,
@@ -74,6 +76,7 @@ fn check(c: &GanConfig) -> Result<()> {
 
 pub fn train(
     a: TrainVae,
+    arch: Option<String>,
     label_smoothing: Option<f32>,
     score_samples: usize,
     backend: BackendChoice,
@@ -85,6 +88,10 @@ pub fn train(
     };
     let d = config_from_json(&from);
     let c = GanConfig {
+        arch: match arch {
+            Some(a) => Arch::parse(&a)?,
+            None => d.arch,
+        },
         batch_size: a.batch_size.unwrap_or(d.batch_size),
         lr: a.lr.unwrap_or(d.lr),
         latent: a.latent.unwrap_or(d.latent),
@@ -94,6 +101,7 @@ pub fn train(
     check(&c)?;
     let settings = json!({
         "model": "gan",
+        "arch": c.arch.name(),
         "batch_size": c.batch_size,
         "lr": c.lr,
         "latent": c.latent,
@@ -102,7 +110,7 @@ pub fn train(
     });
     train_model(a, &from, settings, 5, backend, gpu, |gpu, data| {
         let mut gan = Gan::new(gpu, &c, data)?;
-        if score_samples > 0 {
+        if score_samples > 0 && data.test.h == 28 && data.test.w == 28 {
             let real = real_images(&data.test, score_samples);
             let n = real.len() / (32 * 32);
             gan.attach_scorer(GanScorer::new(gpu, FeatureNet::embedded(gpu)?, &real)?, n);

@@ -11,6 +11,7 @@ use crate::ops::elementwise::{self, Activation};
 use crate::ops::gather::{self, GatherShape};
 use crate::ops::loss::{self, BceReduction};
 use crate::ops::matmul;
+use crate::ops::pool::{self, PoolShape};
 use crate::ops::random::{self, Distribution, RngKey};
 use crate::ops::reduce;
 use crate::runtime::KernelCall;
@@ -30,6 +31,8 @@ pub enum Op {
     Linear { batch: usize, inp: usize, out: usize },
     /// Inputs `[x, w]` or `[x, w, b]`, outputs `[y]`.
     Conv2d(Conv2dShape, bool),
+    /// 2×2 max-pooling. Inputs `[x]`, outputs `[y]`.
+    MaxPool(PoolShape),
     /// Inputs `[x, w]` or `[x, w, b]`, outputs `[y]`.
     ConvT2d(ConvTranspose2dShape, bool),
     /// Loss = Σ x. Inputs `[x]`, outputs `[loss]` (a scalar).
@@ -69,6 +72,7 @@ impl Op {
             Op::Act(a) => bind(elementwise::forward(*a, g.len(i[0]))?, vec![i[0], o[0]]),
             Op::SumLoss => bind(reduce::sum(g.len(i[0]))?, vec![i[0], o[0]]),
             Op::Mean => bind(reduce::mean(g.len(i[0]))?, vec![i[0], o[0]]),
+            Op::MaxPool(s) => bind(pool::forward(s)?, vec![i[0], o[0]]),
             Op::Linear { batch, inp, out } => bind(matmul::linear_forward(*batch, *inp, *out)?, with_out(i, o[0])),
             Op::Bce { batch, per_item, reduction } => {
                 bind(loss::bce_forward(*batch, *per_item, *reduction)?, vec![i[0], i[1], o[0]])
@@ -146,6 +150,12 @@ impl Op {
                 let (write, targets) = ctx.targets_or_scratch(&[i[1], i[2], i[0]]);
                 ctx.emit(batchnorm::backward(s)?, vec![i[0], dy, i[1], o[1], write[0], write[1], write[2]]);
                 ctx.finish_all(targets)?;
+            }
+            Op::MaxPool(s) => {
+                let Some(dy) = ctx.grad(o[0]) else { return Ok(()) };
+                let t = ctx.target(i[0]);
+                ctx.emit(pool::backward_input(s, false)?, vec![i[0], dy, t.write]);
+                ctx.finish(t)?;
             }
             Op::Linear { batch, inp, out } => {
                 let Some(dy) = ctx.grad(o[0]) else { return Ok(()) };

@@ -25,8 +25,6 @@ use crate::runtime::{Gpu, GpuBuffer};
 use crate::train::checkpoint::{Checkpoint, TensorData};
 use crate::train::model::{Evaluation, ImageBatch, TrainableModel};
 
-const SIDE: usize = 32;
-const PAD: usize = 2;
 /// The fixed noise vectors of the per-epoch sample grid.
 const SAMPLES: usize = 64;
 /// Batchnorm layers of D normalise three batches per iteration (real, fake, fake in the G step).
@@ -36,8 +34,45 @@ pub const COLLAPSE_RATIO: f64 = 0.1;
 /// An untrained generator's images are all alike without having collapsed: no warning before this step.
 const COLLAPSE_WARMUP_STEPS: u64 = 200;
 
+/// Which of the seeds' GANs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arch {
+    /// Transposed-conv generator and conv discriminator on 32×32 (28×28 padded by 2).
+    Dcgan,
+    /// Fully connected generator (Linear+LeakyReLU+BatchNorm1d ×2, Linear+Tanh) and a conv + max-pool
+    /// discriminator, on unpadded 28×28 images.
+    Mlp,
+}
+
+impl Arch {
+    pub fn parse(s: &str) -> Result<Arch> {
+        match s {
+            "dcgan" => Ok(Arch::Dcgan),
+            "mlp" => Ok(Arch::Mlp),
+            _ => bail!("--arch {s}: expected dcgan or mlp"),
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::Dcgan => "dcgan",
+            Arch::Mlp => "mlp",
+        }
+    }
+    /// Padding added to each side of a 28×28 image.
+    pub fn pad(self) -> usize {
+        match self {
+            Arch::Dcgan => 2,
+            Arch::Mlp => 0,
+        }
+    }
+    pub fn side(self) -> usize {
+        28 + 2 * self.pad()
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct GanConfig {
+    pub arch: Arch,
     pub batch_size: usize,
     pub lr: f32,
     pub latent: usize,
@@ -48,12 +83,56 @@ pub struct GanConfig {
 
 impl Default for GanConfig {
     fn default() -> Self {
-        GanConfig { batch_size: 128, lr: 2e-4, latent: 100, seed: 0, real_label: 1.0 }
+        GanConfig { arch: Arch::Dcgan, batch_size: 128, lr: 2e-4, latent: 100, seed: 0, real_label: 1.0 }
     }
 }
 
+fn generator(g: &mut Graph, z: TensorId, bn: BnMode, arch: Arch) -> Result<TensorId> {
+    match arch {
+        Arch::Dcgan => dcgan_generator(g, z, bn),
+        Arch::Mlp => mlp_generator(g, z, bn),
+    }
+}
+
+fn discriminator(g: &mut Graph, x: TensorId, bn: BnMode, arch: Arch) -> Result<TensorId> {
+    match arch {
+        Arch::Dcgan => dcgan_discriminator(g, x, bn),
+        Arch::Mlp => mlp_discriminator(g, x),
+    }
+}
+
+/// G: z [B, latent] → Linear 256 → Linear 512 → Linear 784 + Tanh, viewed as [B, 1, 28, 28].
+fn mlp_generator(g: &mut Graph, z: TensorId, bn: BnMode) -> Result<TensorId> {
+    let b = g.shape(z)[0];
+    let mut h = z;
+    for (i, out) in [(0, 256), (3, 512)] {
+        h = nn::linear(g, &format!("generator.{i}"), h, out, WeightInit::Default)?;
+        h = nn::act(g, h, Activation::LeakyRelu(0.2));
+        h = nn::batchnorm(g, &format!("generator.{}", i + 2), h, bn, WeightInit::Default)?;
+    }
+    let h = nn::linear(g, "generator.6", h, 28 * 28, WeightInit::Default)?;
+    let h = nn::act(g, h, Activation::Tanh);
+    g.view(h, &[b, 1, 28, 28])
+}
+
+/// D: 3 × (Conv k3 p1 + LeakyReLU + MaxPool 2) → flatten (64·3·3) → Linear 1 + Sigmoid.
+fn mlp_discriminator(g: &mut Graph, x: TensorId) -> Result<TensorId> {
+    let b = g.shape(x)[0];
+    let mut h = x;
+    for (i, cout) in [(0, 16), (3, 32), (6, 64)] {
+        h = nn::conv2d(g, &format!("discriminator.{i}"), h, cout, 3, 1, 1, true, WeightInit::Default)?;
+        h = nn::act(g, h, Activation::LeakyRelu(0.2));
+        h = nn::maxpool2d(g, h)?;
+    }
+    let flat = g.len(h) / b;
+    let h = g.view(h, &[b, flat])?;
+    let h = nn::linear(g, "discriminator.10", h, 1, WeightInit::Default)?;
+    let p = nn::act(g, h, Activation::Sigmoid);
+    g.view(p, &[b, 1, 1, 1])
+}
+
 /// G: z [B, latent, 1, 1] → images [B, 1, 32, 32] in [−1, 1].
-fn generator(g: &mut Graph, z: TensorId, bn: BnMode) -> Result<TensorId> {
+fn dcgan_generator(g: &mut Graph, z: TensorId, bn: BnMode) -> Result<TensorId> {
     let mut h = z;
     for (i, cout, stride, pad) in [(0, 256, 1, 0), (3, 128, 2, 1), (6, 64, 2, 1)] {
         h = nn::conv_transpose2d(g, &format!("generator.{i}"), h, cout, 4, stride, pad, false, WeightInit::Dcgan)?;
@@ -65,7 +144,7 @@ fn generator(g: &mut Graph, z: TensorId, bn: BnMode) -> Result<TensorId> {
 }
 
 /// D: images → probability of "real", [B, 1, 1, 1].
-fn discriminator(g: &mut Graph, x: TensorId, bn: BnMode) -> Result<TensorId> {
+fn dcgan_discriminator(g: &mut Graph, x: TensorId, bn: BnMode) -> Result<TensorId> {
     let lrelu = Activation::LeakyRelu(0.2);
     let h = nn::conv2d(g, "discriminator.0", x, 64, 4, 2, 1, false, WeightInit::Dcgan)?;
     let mut h = nn::act(g, h, lrelu);
@@ -78,21 +157,28 @@ fn discriminator(g: &mut Graph, x: TensorId, bn: BnMode) -> Result<TensorId> {
     Ok(nn::act(g, h, Activation::Sigmoid))
 }
 
+fn noise_shape(arch: Arch, batch: usize, latent: usize) -> Vec<usize> {
+    match arch {
+        Arch::Dcgan => vec![batch, latent, 1, 1],
+        Arch::Mlp => vec![batch, latent],
+    }
+}
+
 fn noise(g: &mut Graph, cfg: &GanConfig) -> TensorId {
     let counters = g.external("counters", &[crate::graph::params::COUNTER_SLOTS]);
     let key = RngKey { seed: cfg.seed, slot: 0, stream: 1 };
     let normal = Distribution::Normal { mean: 0.0, std: 1.0 };
-    nn::random(g, counters, &[cfg.batch_size, cfg.latent, 1, 1], normal, key)
+    nn::random(g, counters, &noise_shape(cfg.arch, cfg.batch_size, cfg.latent), normal, key)
 }
 
-/// Pixel bytes → [−1, 1], padding 28 → 32 with the background value −1.
-fn gather_shape(split: &Split, batch: usize, steps: usize) -> GatherShape {
+/// Pixel bytes → [−1, 1], padded (DCGAN: 28 → 32) with the background value −1.
+fn gather_shape(split: &Split, batch: usize, steps: usize, pad: usize) -> GatherShape {
     GatherShape {
         batch,
         channels: split.channels,
         src_h: split.h,
         src_w: split.w,
-        pad: PAD,
+        pad,
         n_images: split.n,
         steps_per_epoch: steps,
         scale: 2.0 / 255.0,
@@ -110,11 +196,11 @@ fn d_step(cfg: &GanConfig, shape: &GatherShape) -> Result<(Graph, TensorId, Tens
     let x = nn::gather(&mut g, images, order, counters, shape, 0)?;
     let real = g.external("real_label", &[b, 1, 1, 1]);
     let zeros = g.external("fake_label", &[b, 1, 1, 1]);
-    let p_real = discriminator(&mut g, x, BnMode::Train)?;
+    let p_real = discriminator(&mut g, x, BnMode::Train, cfg.arch)?;
     let l_real = nn::bce(&mut g, p_real, real, BceReduction::Mean)?;
     let z = noise(&mut g, cfg);
-    let fake = generator(&mut g, z, BnMode::Train)?;
-    let p_fake = discriminator(&mut g, fake, BnMode::Train)?;
+    let fake = generator(&mut g, z, BnMode::Train, cfg.arch)?;
+    let p_fake = discriminator(&mut g, fake, BnMode::Train, cfg.arch)?;
     let l_fake = nn::bce(&mut g, p_fake, zeros, BceReduction::Mean)?;
     g.freeze("generator.");
     g.add_loss("d_real", l_real);
@@ -132,8 +218,8 @@ fn g_step(cfg: &GanConfig) -> Result<Graph> {
     let mut g = Graph::new();
     let ones = g.external("g_label", &[cfg.batch_size, 1, 1, 1]);
     let z = noise(&mut g, cfg);
-    let fake = generator(&mut g, z, BnMode::TrainNoStats)?;
-    let p = discriminator(&mut g, fake, BnMode::Train)?;
+    let fake = generator(&mut g, z, BnMode::TrainNoStats, cfg.arch)?;
+    let p = discriminator(&mut g, fake, BnMode::Train, cfg.arch)?;
     let l = nn::bce(&mut g, p, ones, BceReduction::Mean)?;
     g.freeze("discriminator.");
     g.add_loss("g", l);
@@ -190,9 +276,10 @@ impl Gan {
     pub fn new(gpu: &Gpu, cfg: &GanConfig, data: &Dataset) -> Result<Gan> {
         let b = cfg.batch_size;
         let s = &data.train;
-        if s.h + 2 * PAD != SIDE || s.w + 2 * PAD != SIDE || s.channels != 1 {
+        if s.h != 28 || s.w != 28 || s.channels != 1 {
             bail!(
-                "the DCGAN needs 1×28×28 images; the training set of {} has {}×{}×{}",
+                "the {} GAN needs 1×28×28 images; the training set of {} has {}×{}×{}",
+                cfg.arch.name(),
                 data.source,
                 s.channels,
                 s.h,
@@ -211,7 +298,7 @@ impl Gan {
         let adam = AdamConfig { lr: cfg.lr, beta1: 0.5, beta2: 0.999, ..Default::default() };
         adam.validate().context("--lr")?;
         let steps_per_epoch = s.n / b;
-        let shape = gather_shape(s, b, steps_per_epoch);
+        let shape = gather_shape(s, b, steps_per_epoch, cfg.arch.pad());
         let (mut dg, real_out, fake_out) = d_step(cfg, &shape)?;
         let mut gg = g_step(cfg)?;
         // G's trainable parameters first, then D's, so each optimiser updates one contiguous span;
@@ -223,8 +310,8 @@ impl Gan {
         let g_steps = compile(&mut gg, &store, Mode::Train { adam: &adam, end_of_step: true })?;
 
         let mut sg = Graph::new();
-        let z = sg.external("z", &[SAMPLES, cfg.latent, 1, 1]);
-        let sample_out = generator(&mut sg, z, BnMode::Eval)?;
+        let z = sg.external("z", &noise_shape(cfg.arch, SAMPLES, cfg.latent));
+        let sample_out = generator(&mut sg, z, BnMode::Eval, cfg.arch)?;
         sg.mark_output(sample_out);
         let sample_steps = compile(&mut sg, &store, Mode::Forward)?;
 
@@ -292,17 +379,23 @@ impl Gan {
         gpu.write(&self.sample_z, &padded);
         self.sample.step(gpu, false)?;
         let mut data = self.sample.read(gpu, self.sample_out)?;
-        data.truncate(n * SIDE * SIDE);
-        Ok(ImageBatch { data, nchw: [n, 1, SIDE, SIDE], range: (-1.0, 1.0) })
+        let side = self.cfg.arch.side();
+        data.truncate(n * side * side);
+        Ok(ImageBatch { data, nchw: [n, 1, side, side], range: (-1.0, 1.0) })
+    }
+
+    pub fn arch(&self) -> Arch {
+        self.cfg.arch
     }
 
     /// `n` images from noise drawn with `seed`, generated 64 at a time (NCHW values in [−1, 1]).
     pub fn generate_many(&mut self, gpu: &Gpu, n: usize, seed: u64) -> Result<Vec<f32>> {
+        let per = self.cfg.arch.side() * self.cfg.arch.side();
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let normal = rand_distr::Normal::new(0.0f32, 1.0).expect("unit normal");
-        let mut out = Vec::with_capacity(n * SIDE * SIDE);
-        while out.len() < n * SIDE * SIDE {
-            let k = (n - out.len() / (SIDE * SIDE)).min(SAMPLES);
+        let mut out = Vec::with_capacity(n * per);
+        while out.len() < n * per {
+            let k = (n - out.len() / per).min(SAMPLES);
             let z: Vec<f32> =
                 (0..k * self.cfg.latent).map(|_| rand_distr::Distribution::sample(&normal, &mut rng)).collect();
             out.extend(self.generate(gpu, &z)?.data);
@@ -330,7 +423,7 @@ impl Gan {
 
     /// Generated-batch diversity over real-batch diversity for the last step's batches.
     fn diversity_ratio(&self, gpu: &Gpu) -> Result<f64> {
-        let per = SIDE * SIDE;
+        let per = self.cfg.arch.side() * self.cfg.arch.side();
         let real = diversity(&self.d.read(gpu, self.real_out)?, per);
         let fake = diversity(&self.d.read(gpu, self.fake_out)?, per);
         Ok(if real > 0.0 { fake / real } else { 0.0 })
@@ -366,7 +459,7 @@ impl TrainableModel for Gan {
         self.global_step += 1;
         self.diversity_bytes = 0;
         if log {
-            self.diversity_bytes = 2 * (self.cfg.batch_size * SIDE * SIDE * 4) as u64;
+            self.diversity_bytes = 2 * (self.cfg.batch_size * self.cfg.arch.side().pow(2) * 4) as u64;
             // The only per-step read beyond the losses: one real and one generated batch on logging
             // steps, for the mode-collapse indicator.
             let r = self.diversity_ratio(gpu)?;
@@ -405,7 +498,7 @@ impl TrainableModel for Gan {
     fn evaluate(&mut self, gpu: &Gpu) -> Result<Evaluation> {
         let z = self.fixed_z.clone();
         let fake = self.generate(gpu, &z)?;
-        let mut figures = vec![("sample_diversity".into(), diversity(&fake.data, SIDE * SIDE))];
+        let mut figures = vec![("sample_diversity".into(), diversity(&fake.data, self.cfg.arch.side().pow(2)))];
         if let Some((mut scorer, n)) = self.scorer.take() {
             // Fixed noise (seed 0) every epoch, so the figures move only because G does.
             let s = scorer.score_gan(gpu, self, n, 0);

@@ -56,9 +56,27 @@ impl GanScorer {
         })
     }
 
-    /// `n` generated images from noise drawn with `seed`, scored.
+    /// `n` generated images from noise drawn with `seed`, scored (28×28 ones padded to the classifier's 32×32).
     pub fn score_gan(&mut self, gpu: &Gpu, gan: &mut Gan, n: usize, seed: u64) -> Result<Scores> {
         let images = gan.generate_many(gpu, n, seed)?;
-        self.score(gpu, &images)
+        let side = gan.arch().side();
+        self.score(gpu, &pad_to_32(&images, side))
     }
+}
+
+/// Centres `side`×`side` images in 32×32 ones with background −1.
+pub fn pad_to_32(images: &[f32], side: usize) -> Vec<f32> {
+    if side == SIDE {
+        return images.to_vec();
+    }
+    let off = (SIDE - side) / 2;
+    let n = images.len() / (side * side);
+    let mut out = vec![-1.0f32; n * SIDE * SIDE];
+    for i in 0..n {
+        for y in 0..side {
+            let src = &images[(i * side + y) * side..(i * side + y + 1) * side];
+            out[i * SIDE * SIDE + (y + off) * SIDE + off..][..side].copy_from_slice(src);
+        }
+    }
+    out
 }

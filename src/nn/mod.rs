@@ -260,3 +260,13 @@ pub fn cross_entropy(g: &mut Graph, logits: TensorId, labels: TensorId) -> Resul
     g.push(Op::Xent { rows, classes }, vec![logits, labels], vec![l]);
     Ok(l)
 }
+
+/// MaxPool2d(2): 2×2 windows, stride 2, odd trailing rows and columns dropped.
+pub fn maxpool2d(g: &mut Graph, x: TensorId) -> Result<TensorId> {
+    let [n, c, h, w] = dims4(g, x, "maxpool2d")?;
+    let shape = crate::ops::pool::PoolShape { planes: n * c, h, w };
+    let name = format!("{}.pool", g.info(x).name);
+    let y = g.transient(&name, &[n, c, h / 2, w / 2]);
+    g.push(Op::MaxPool(shape), vec![x], vec![y]);
+    Ok(y)
+}

@@ -127,6 +127,14 @@ pub fn eval(a: EvalGan, gpu: impl Fn() -> Result<Gpu>) -> Result<()> {
     let data = load_data(a.data.as_deref(), &settings)?;
     let gpu = gpu()?;
     let mut gan = Gan::new(&gpu, &config_from_json(&settings), &data)?;
+    if gan.channels() != 1 || data.test.h != 28 {
+        bail!(
+            "{}: IS and FID use a Fashion-MNIST classifier, so they need 1×28×28 data; for this {}-channel model \
+             use the sample grids and the losses in metrics.csv",
+            a.checkpoint.display(),
+            gan.channels()
+        );
+    }
     run::load_checkpoint(&gpu, &mut gan, &a.checkpoint)?;
     let real = real_images(&data.test, a.samples);
     let n = real.len() / (32 * 32);

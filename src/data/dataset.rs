@@ -73,11 +73,15 @@ impl Dataset {
         Dataset::embedded()
     }
 
-    /// Reads `train-images-idx3-ubyte`, `train-labels-idx1-ubyte`, `t10k-images-idx3-ubyte` and
+    /// Reads CIFAR-10 binary batches if `dir` has them (see [`super::cifar`]), else `train-images-idx3-ubyte`, `train-labels-idx1-ubyte`, `t10k-images-idx3-ubyte` and
     /// `t10k-labels-idx1-ubyte` from `dir`, each optionally `.gz` (also accepted: the `.idx3-ubyte` spelling).
     pub fn from_dir(dir: &Path) -> Result<Dataset> {
         if !dir.is_dir() {
             bail!("{}: not a directory", dir.display());
+        }
+        if super::cifar::present(dir) && !STEMS.iter().any(|s| find(dir, s).is_some()) {
+            let (train, test) = super::cifar::load(dir)?;
+            return Ok(Dataset { train, test, source: format!("{} (CIFAR-10 binary)", dir.display()) });
         }
         let mut paths = Vec::new();
         for stem in STEMS {

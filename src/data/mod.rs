@@ -1,5 +1,6 @@
 //! Datasets in host memory: the IDX parser and the dataset lookup (see DESIGN.md, "Data").
 
+pub mod cifar;
 pub mod dataset;
 pub mod idx;
 

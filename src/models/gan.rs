@@ -58,15 +58,12 @@ impl Arch {
             Arch::Mlp => "mlp",
         }
     }
-    /// Padding added to each side of a 28×28 image.
-    pub fn pad(self) -> usize {
-        match self {
-            Arch::Dcgan => 2,
-            Arch::Mlp => 0,
-        }
-    }
+    /// Side of the generated images.
     pub fn side(self) -> usize {
-        28 + 2 * self.pad()
+        match self {
+            Arch::Dcgan => super::SIDE,
+            Arch::Mlp => 28,
+        }
     }
 }
 
@@ -87,9 +84,9 @@ impl Default for GanConfig {
     }
 }
 
-fn generator(g: &mut Graph, z: TensorId, bn: BnMode, arch: Arch) -> Result<TensorId> {
+fn generator(g: &mut Graph, z: TensorId, bn: BnMode, arch: Arch, channels: usize) -> Result<TensorId> {
     match arch {
-        Arch::Dcgan => dcgan_generator(g, z, bn),
+        Arch::Dcgan => dcgan_generator(g, z, bn, channels),
         Arch::Mlp => mlp_generator(g, z, bn),
     }
 }
@@ -132,14 +129,14 @@ fn mlp_discriminator(g: &mut Graph, x: TensorId) -> Result<TensorId> {
 }
 
 /// G: z [B, latent, 1, 1] → images [B, 1, 32, 32] in [−1, 1].
-fn dcgan_generator(g: &mut Graph, z: TensorId, bn: BnMode) -> Result<TensorId> {
+fn dcgan_generator(g: &mut Graph, z: TensorId, bn: BnMode, channels: usize) -> Result<TensorId> {
     let mut h = z;
     for (i, cout, stride, pad) in [(0, 256, 1, 0), (3, 128, 2, 1), (6, 64, 2, 1)] {
         h = nn::conv_transpose2d(g, &format!("generator.{i}"), h, cout, 4, stride, pad, false, WeightInit::Dcgan)?;
         h = nn::batchnorm(g, &format!("generator.{}", i + 1), h, bn, WeightInit::Dcgan)?;
         h = nn::act(g, h, Activation::Relu);
     }
-    let h = nn::conv_transpose2d(g, "generator.9", h, 1, 4, 2, 1, false, WeightInit::Dcgan)?;
+    let h = nn::conv_transpose2d(g, "generator.9", h, channels, 4, 2, 1, false, WeightInit::Dcgan)?;
     Ok(nn::act(g, h, Activation::Tanh))
 }
 
@@ -199,7 +196,7 @@ fn d_step(cfg: &GanConfig, shape: &GatherShape) -> Result<(Graph, TensorId, Tens
     let p_real = discriminator(&mut g, x, BnMode::Train, cfg.arch)?;
     let l_real = nn::bce(&mut g, p_real, real, BceReduction::Mean)?;
     let z = noise(&mut g, cfg);
-    let fake = generator(&mut g, z, BnMode::Train, cfg.arch)?;
+    let fake = generator(&mut g, z, BnMode::Train, cfg.arch, shape.channels)?;
     let p_fake = discriminator(&mut g, fake, BnMode::Train, cfg.arch)?;
     let l_fake = nn::bce(&mut g, p_fake, zeros, BceReduction::Mean)?;
     g.freeze("generator.");
@@ -214,11 +211,11 @@ fn d_step(cfg: &GanConfig, shape: &GatherShape) -> Result<(Graph, TensorId, Tens
 }
 
 /// G step: BCE(D(G(z)), 1) through a frozen D (non-saturating loss).
-fn g_step(cfg: &GanConfig) -> Result<Graph> {
+fn g_step(cfg: &GanConfig, channels: usize) -> Result<Graph> {
     let mut g = Graph::new();
     let ones = g.external("g_label", &[cfg.batch_size, 1, 1, 1]);
     let z = noise(&mut g, cfg);
-    let fake = generator(&mut g, z, BnMode::TrainNoStats, cfg.arch)?;
+    let fake = generator(&mut g, z, BnMode::TrainNoStats, cfg.arch, channels)?;
     let p = discriminator(&mut g, fake, BnMode::Train, cfg.arch)?;
     let l = nn::bce(&mut g, p, ones, BceReduction::Mean)?;
     g.freeze("discriminator.");
@@ -269,6 +266,7 @@ pub struct Gan {
     diversity_bytes: u64,
     collapsed: bool,
     scorer: Option<(GanScorer, usize)>,
+    channels: usize,
     _buffers: Vec<GpuBuffer>,
 }
 
@@ -276,16 +274,17 @@ impl Gan {
     pub fn new(gpu: &Gpu, cfg: &GanConfig, data: &Dataset) -> Result<Gan> {
         let b = cfg.batch_size;
         let s = &data.train;
-        if s.h != 28 || s.w != 28 || s.channels != 1 {
-            bail!(
-                "the {} GAN needs 1×28×28 images; the training set of {} has {}×{}×{}",
-                cfg.arch.name(),
+        let (channels, pad) = match cfg.arch {
+            Arch::Dcgan => super::image_geometry(data, "DCGAN")?,
+            Arch::Mlp if (s.channels, s.h, s.w) == (1, 28, 28) => (1, 0),
+            Arch::Mlp => bail!(
+                "the MLP GAN needs 1×28×28 images; the training set of {} has {}×{}×{}",
                 data.source,
                 s.channels,
                 s.h,
                 s.w
-            );
-        }
+            ),
+        };
         if b < 2 || b > s.n {
             bail!("--batch-size {b} must be between 2 (batchnorm needs a batch) and the training set size {}", s.n);
         }
@@ -298,9 +297,9 @@ impl Gan {
         let adam = AdamConfig { lr: cfg.lr, beta1: 0.5, beta2: 0.999, ..Default::default() };
         adam.validate().context("--lr")?;
         let steps_per_epoch = s.n / b;
-        let shape = gather_shape(s, b, steps_per_epoch, cfg.arch.pad());
+        let shape = gather_shape(s, b, steps_per_epoch, pad);
         let (mut dg, real_out, fake_out) = d_step(cfg, &shape)?;
-        let mut gg = g_step(cfg)?;
+        let mut gg = g_step(cfg, channels)?;
         // G's trainable parameters first, then D's, so each optimiser updates one contiguous span;
         // G's running statistics are recorded only by the D step graph.
         let mut specs: Vec<_> = gg.params.iter().collect();
@@ -311,7 +310,7 @@ impl Gan {
 
         let mut sg = Graph::new();
         let z = sg.external("z", &noise_shape(cfg.arch, SAMPLES, cfg.latent));
-        let sample_out = generator(&mut sg, z, BnMode::Eval, cfg.arch)?;
+        let sample_out = generator(&mut sg, z, BnMode::Eval, cfg.arch, channels)?;
         sg.mark_output(sample_out);
         let sample_steps = compile(&mut sg, &store, Mode::Forward)?;
 
@@ -360,6 +359,7 @@ impl Gan {
             diversity_bytes: 0,
             collapsed: false,
             scorer: None,
+            channels,
             _buffers: vec![images, real_label, fake_label, g_label],
         })
     }
@@ -379,18 +379,27 @@ impl Gan {
         gpu.write(&self.sample_z, &padded);
         self.sample.step(gpu, false)?;
         let mut data = self.sample.read(gpu, self.sample_out)?;
-        let side = self.cfg.arch.side();
-        data.truncate(n * side * side);
-        Ok(ImageBatch { data, nchw: [n, 1, side, side], range: (-1.0, 1.0) })
+        let (side, c) = (self.cfg.arch.side(), self.channels);
+        data.truncate(n * c * side * side);
+        Ok(ImageBatch { data, nchw: [n, c, side, side], range: (-1.0, 1.0) })
     }
 
     pub fn arch(&self) -> Arch {
         self.cfg.arch
     }
 
+    pub fn channels(&self) -> usize {
+        self.channels
+    }
+
+    /// Values per generated image.
+    fn image_len(&self) -> usize {
+        self.channels * self.cfg.arch.side().pow(2)
+    }
+
     /// `n` images from noise drawn with `seed`, generated 64 at a time (NCHW values in [−1, 1]).
     pub fn generate_many(&mut self, gpu: &Gpu, n: usize, seed: u64) -> Result<Vec<f32>> {
-        let per = self.cfg.arch.side() * self.cfg.arch.side();
+        let per = self.image_len();
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let normal = rand_distr::Normal::new(0.0f32, 1.0).expect("unit normal");
         let mut out = Vec::with_capacity(n * per);
@@ -423,7 +432,7 @@ impl Gan {
 
     /// Generated-batch diversity over real-batch diversity for the last step's batches.
     fn diversity_ratio(&self, gpu: &Gpu) -> Result<f64> {
-        let per = self.cfg.arch.side() * self.cfg.arch.side();
+        let per = self.image_len();
         let real = diversity(&self.d.read(gpu, self.real_out)?, per);
         let fake = diversity(&self.d.read(gpu, self.fake_out)?, per);
         Ok(if real > 0.0 { fake / real } else { 0.0 })
@@ -459,7 +468,7 @@ impl TrainableModel for Gan {
         self.global_step += 1;
         self.diversity_bytes = 0;
         if log {
-            self.diversity_bytes = 2 * (self.cfg.batch_size * self.cfg.arch.side().pow(2) * 4) as u64;
+            self.diversity_bytes = 2 * (self.cfg.batch_size * self.image_len() * 4) as u64;
             // The only per-step read beyond the losses: one real and one generated batch on logging
             // steps, for the mode-collapse indicator.
             let r = self.diversity_ratio(gpu)?;
@@ -498,7 +507,7 @@ impl TrainableModel for Gan {
     fn evaluate(&mut self, gpu: &Gpu) -> Result<Evaluation> {
         let z = self.fixed_z.clone();
         let fake = self.generate(gpu, &z)?;
-        let mut figures = vec![("sample_diversity".into(), diversity(&fake.data, self.cfg.arch.side().pow(2)))];
+        let mut figures = vec![("sample_diversity".into(), diversity(&fake.data, self.image_len()))];
         if let Some((mut scorer, n)) = self.scorer.take() {
             // Fixed noise (seed 0) every epoch, so the figures move only because G does.
             let s = scorer.score_gan(gpu, self, n, 0);

@@ -5,3 +5,38 @@ pub mod gan;
 pub mod gan_scores;
 pub mod state;
 pub mod vae;
+
+use anyhow::{bail, Result};
+
+use crate::data::Dataset;
+
+/// Side of the square images the convolutional models work on.
+pub const SIDE: usize = 32;
+
+/// (channels, padding per side) that bring `data`'s images to 32×32: 28×28 (MNIST, Fashion-MNIST) are
+/// padded by 2, 32×32 (CIFAR-10) used as they are.
+pub fn image_geometry(data: &Dataset, model: &str) -> Result<(usize, usize)> {
+    let (tr, te) = (&data.train, &data.test);
+    if (tr.channels, tr.h, tr.w) != (te.channels, te.h, te.w) {
+        bail!(
+            "{}: training images are {}×{}×{} but test images {}×{}×{}",
+            data.source,
+            tr.channels,
+            tr.h,
+            tr.w,
+            te.channels,
+            te.h,
+            te.w
+        );
+    }
+    if tr.h != tr.w || !(tr.h == 28 || tr.h == SIDE) || !(tr.channels == 1 || tr.channels == 3) {
+        bail!(
+            "the {model} needs 28×28 or 32×32 images with 1 or 3 channels; {} has {}×{}×{}",
+            data.source,
+            tr.channels,
+            tr.h,
+            tr.w
+        );
+    }
+    Ok((tr.channels, (SIDE - tr.h) / 2))
+}

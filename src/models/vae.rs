@@ -22,8 +22,7 @@ use crate::train::model::{Evaluation, ImageBatch, TrainableModel};
 
 /// Counter slots: 0 is the training step; 1 indexes evaluation batches.
 const EVAL_SLOT: usize = 1;
-const PAD: usize = 2;
-const SIDE: usize = 32;
+use super::SIDE;
 /// Grid sizes for samples and reconstructions written each epoch.
 const SAMPLES: usize = 64;
 const RECONS: usize = 8;
@@ -66,7 +65,7 @@ fn encoder(g: &mut Graph, x: TensorId, latent: usize, training: bool) -> Result<
 }
 
 /// Decoder z → image probabilities.
-fn decoder(g: &mut Graph, z: TensorId, training: bool) -> Result<TensorId> {
+fn decoder(g: &mut Graph, z: TensorId, training: bool, channels: usize) -> Result<TensorId> {
     let b = g.shape(z)[0];
     let h = nn::linear(g, "decoder_fc", z, 128 * 4 * 4, WeightInit::Default)?;
     let h = nn::act(g, h, Activation::Relu);
@@ -76,7 +75,7 @@ fn decoder(g: &mut Graph, z: TensorId, training: bool) -> Result<TensorId> {
         h = nn::batchnorm(g, &format!("decoder.{}", i + 1), h, training, WeightInit::Default)?;
         h = nn::act(g, h, Activation::Relu);
     }
-    let h = nn::conv_transpose2d(g, "decoder.6", h, 1, 4, 2, 1, true, WeightInit::Default)?;
+    let h = nn::conv_transpose2d(g, "decoder.6", h, channels, 4, 2, 1, true, WeightInit::Default)?;
     Ok(nn::act(g, h, Activation::Sigmoid))
 }
 
@@ -104,7 +103,7 @@ fn full(
     let key = RngKey { seed, slot: input.slot, stream: 1 };
     let eps = nn::random(g, counters, &[s.batch, latent], Distribution::Normal { mean: 0.0, std: 1.0 }, key);
     let z = nn::reparameterize(g, mu, logvar, eps)?;
-    let recon = decoder(g, z, training)?;
+    let recon = decoder(g, z, training, s.channels)?;
     let bce = nn::bce_sum_per_image(g, recon, x)?;
     let kl = nn::kl_divergence(g, mu, logvar)?;
     g.add_loss("recon", bce);
@@ -131,6 +130,7 @@ pub struct Vae {
     encode_order: GpuBuffer,
     encode_mu: TensorId,
     n_test: usize,
+    channels: usize,
     train_order: GpuBuffer,
     n_train: usize,
     steps_per_epoch: usize,
@@ -139,13 +139,13 @@ pub struct Vae {
     _buffers: Vec<GpuBuffer>,
 }
 
-fn gather_shape(split: &Split, batch: usize, steps: usize) -> GatherShape {
+fn gather_shape(split: &Split, batch: usize, steps: usize, pad: usize) -> GatherShape {
     GatherShape {
         batch,
         channels: split.channels,
         src_h: split.h,
         src_w: split.w,
-        pad: PAD,
+        pad,
         n_images: split.n,
         steps_per_epoch: steps,
         scale: 1.0 / 255.0,
@@ -156,17 +156,7 @@ fn gather_shape(split: &Split, batch: usize, steps: usize) -> GatherShape {
 impl Vae {
     pub fn new(gpu: &Gpu, cfg: &VaeConfig, data: &Dataset) -> Result<Vae> {
         let b = cfg.batch_size;
-        for (name, split) in [("training", &data.train), ("test", &data.test)] {
-            if split.h + 2 * PAD != SIDE || split.w + 2 * PAD != SIDE || split.channels != 1 {
-                bail!(
-                    "the VAE needs 1×28×28 images; the {name} set of {} has {}×{}×{}",
-                    data.source,
-                    split.channels,
-                    split.h,
-                    split.w
-                );
-            }
-        }
+        let (channels, pad) = super::image_geometry(data, "VAE")?;
         if b == 0 || b > data.train.n || b > data.test.n {
             bail!(
                 "--batch-size {b} must be between 1 and the smaller of the training ({}) and test ({}) set sizes",
@@ -183,14 +173,14 @@ impl Vae {
         let eval_steps = data.test.n / b;
 
         let mut tg = Graph::new();
-        let train_in = Input { shape: gather_shape(&data.train, b, steps_per_epoch), slot: 0 };
+        let train_in = Input { shape: gather_shape(&data.train, b, steps_per_epoch, pad), slot: 0 };
         full(&mut tg, &train_in, cfg.latent, true, cfg.seed)?;
         let specs: Vec<_> = tg.params.iter().collect();
         let store = ParamStore::new(gpu, &specs, cfg.seed)?;
         let train_steps = compile(&mut tg, &store, Mode::Train { adam: &adam, end_of_step: true })?;
 
         let mut eg = Graph::new();
-        let eval_in = Input { shape: gather_shape(&data.test, b, eval_steps), slot: EVAL_SLOT };
+        let eval_in = Input { shape: gather_shape(&data.test, b, eval_steps, pad), slot: EVAL_SLOT };
         let (ex, erecon, _) = full(&mut eg, &eval_in, cfg.latent, false, cfg.seed)?;
         eg.mark_output(ex);
         eg.mark_output(erecon);
@@ -199,12 +189,12 @@ impl Vae {
 
         let mut dg = Graph::new();
         let z = dg.external("z", &[SAMPLES, cfg.latent]);
-        let out = decoder(&mut dg, z, false)?;
+        let out = decoder(&mut dg, z, false, channels)?;
         dg.mark_output(out);
         let decode_steps = compile(&mut dg, &store, Mode::Forward)?;
 
         let mut ng = Graph::new();
-        let enc_in = Input { shape: gather_shape(&data.test, ENCODE.min(data.test.n), 1), slot: EVAL_SLOT };
+        let enc_in = Input { shape: gather_shape(&data.test, ENCODE.min(data.test.n), 1, pad), slot: EVAL_SLOT };
         let x = input_batch(&mut ng, &enc_in)?;
         let (encode_mu, _) = encoder(&mut ng, x, cfg.latent, false)?;
         ng.mark_output(encode_mu);
@@ -258,6 +248,7 @@ impl Vae {
             encode_order,
             encode_mu,
             n_test: data.test.n,
+            channels,
             train_order,
             n_train: data.train.n,
             steps_per_epoch,
@@ -278,8 +269,9 @@ impl Vae {
         gpu.write(&self.decode_z, &padded);
         self.decode.step(gpu, false)?;
         let mut data = self.decode.read(gpu, self.decode_out)?;
-        data.truncate(n * SIDE * SIDE);
-        Ok(ImageBatch { data, nchw: [n, 1, SIDE, SIDE], range: (0.0, 1.0) })
+        let c = self.channels;
+        data.truncate(n * c * SIDE * SIDE);
+        Ok(ImageBatch { data, nchw: [n, c, SIDE, SIDE], range: (0.0, 1.0) })
     }
 
     /// μ of the given test images (eval-mode batchnorm), `latent` floats each.
@@ -373,13 +365,13 @@ impl TrainableModel for Vae {
         self.set_counter(gpu, EVAL_SLOT, 0);
         self.eval.step(gpu, true)?;
         self.eval.poll_losses(gpu, true)?;
-        let px = SIDE * SIDE;
+        let px = self.channels * SIDE * SIDE;
         let x = self.eval.read(gpu, self.eval_recon.0)?;
         let r = self.eval.read(gpu, self.eval_recon.1)?;
         let n = RECONS.min(self.cfg.batch_size);
         let mut data = x[..n * px].to_vec();
         data.extend_from_slice(&r[..n * px]);
-        Ok(Some(ImageBatch { data, nchw: [2 * n, 1, SIDE, SIDE], range: (0.0, 1.0) }))
+        Ok(Some(ImageBatch { data, nchw: [2 * n, self.channels, SIDE, SIDE], range: (0.0, 1.0) }))
     }
 
     fn state(&self, gpu: &Gpu) -> Result<Vec<(String, TensorData)>> {

@@ -27,7 +27,7 @@ pub fn parse_records(bytes: &[u8], name: &str, images: &mut Vec<u8>, labels: &mu
     if bytes.is_empty() {
         bail!("{name}: empty file (a CIFAR-10 batch is a run of {RECORD}-byte records)");
     }
-    if bytes.len() % RECORD != 0 {
+    if !bytes.len().is_multiple_of(RECORD) {
         bail!(
             "{name}: {} bytes is not a whole number of {RECORD}-byte records (truncated at record {}?)",
             bytes.len(),

@@ -192,3 +192,13 @@ fn decode_and_encode_serve_sampling_and_interpolation() {
     assert!(m.encode_test(gpu, &[16]).is_err());
     assert!(m.decode(gpu, &[0.0; 5]).is_err());
 }
+
+#[test]
+fn a_batch_too_large_for_the_adapter_is_refused_naming_the_limit() {
+    let d = Dataset::embedded().unwrap();
+    let big = Dataset { train: head(&d.train, 6000), test: head(&d.train, 6000), source: "big".into() };
+    // encoder.0's output at batch 5000 is 5000·32·16·16 floats = 164 MB, above the 128 MiB binding limit.
+    let e = Vae::new(common::gpu(), &VaeConfig { batch_size: 5000, ..cfg() }, &big).err().unwrap();
+    let e = format!("{e:#}");
+    assert!(e.contains("max_storage_buffer_binding_size") && e.contains("batch size"), "{e}");
+}

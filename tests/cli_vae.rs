@@ -154,3 +154,43 @@ fn bench_json_reports_consistent_fields() {
     assert_eq!(code, 1);
     assert!(error_line(&err).contains("--model resnet"), "{err}");
 }
+
+#[test]
+fn kill_9_at_any_moment_leaves_a_loadable_checkpoint_to_resume_from() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write_dataset(&dir.join("data"));
+    let last = dir.join("run/checkpoints/last.safetensors");
+    let mut step = 0;
+    // Kill times spread over epochs (each ~0.3 s: 4 steps, evaluation, images, checkpoint), so some
+    // kills land in the middle of a checkpoint write.
+    for (round, delay_ms) in [2500u64, 1700, 2100].into_iter().enumerate() {
+        let mut args = vec!["train", "vae", "--data", "data", "--batch-size", "8", "--epochs", "500", "--quiet"];
+        let resume = last.display().to_string();
+        if round == 0 {
+            args.extend(["--out", "run"]);
+        } else {
+            args.extend(["--resume", resume.as_str()]);
+        }
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gputrain"))
+            .args(&args)
+            .current_dir(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let c = gputrain::train::checkpoint::load(&last).unwrap_or_else(|e| panic!("round {round}: {e:#}"));
+        let s = c.get_i64("optim.step", &[]).unwrap()[0];
+        assert!(s >= step, "round {round}: checkpoint went back from step {step} to {s}");
+        step = s;
+    }
+    assert!(step > 0, "no checkpoint was completed before the kills");
+    let target = (step + 2).to_string();
+    let resume = last.display().to_string();
+    let (code, out, err) = cli(&["train", "vae", "--resume", &resume, "--max-steps", &target, "--quiet"], dir);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains(&format!("at step {target}")), "{out}");
+}

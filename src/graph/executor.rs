@@ -196,6 +196,7 @@ impl Executor {
             }
         }
         gpu.queue.submit([enc.finish()]);
+        gpu.check()?;
         for (e, m) in execs.iter_mut().zip(mapping) {
             let mut read_back = 0;
             if let Some(k) = m {
@@ -223,11 +224,13 @@ impl Executor {
     fn collect(&mut self, gpu: &Gpu, wait: bool) -> Result<()> {
         let poll = if wait { wgpu::PollType::wait_indefinitely() } else { wgpu::PollType::Poll };
         gpu.device.poll(poll).map_err(|e| anyhow!("waiting for the GPU: {e}"))?;
+        gpu.check()?;
         // Another thread polling the same device may have taken our map callback and not run it yet:
         // the queue is idle but the mapping is still pending for a moment.
         while wait && self.staging.iter().any(|s| s.state.load(Ordering::Acquire) == PENDING) {
             std::thread::yield_now();
             gpu.device.poll(wgpu::PollType::Poll).map_err(|e| anyhow!("waiting for the GPU: {e}"))?;
+            gpu.check()?;
         }
         let n = self.loss_names.len();
         for i in 0..self.staging.len() {
@@ -243,7 +246,10 @@ impl Executor {
                     s.state.store(UNMAPPED, Ordering::Release);
                     self.reports.push(LossReport { values, steps: s.steps });
                 }
-                FAILED => bail!("mapping the loss staging buffer failed (device lost?)"),
+                FAILED => {
+                    gpu.check()?;
+                    bail!("mapping the loss staging buffer failed (device lost?)")
+                }
                 _ => {}
             }
         }

@@ -3,7 +3,7 @@
 use anyhow::{anyhow, bail, Context, Result};
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::kernels::KernelCache;
 
@@ -76,6 +76,9 @@ pub struct Gpu {
     pub limits: wgpu::Limits,
     pub features: wgpu::Features,
     pub(crate) kernels: Mutex<KernelCache>,
+    /// The first error wgpu reported outside an error scope, or the reason the device was lost. wgpu's
+    /// default is to panic; recording it lets a run stop with a message and its last checkpoint intact.
+    fault: Arc<Mutex<Option<String>>>,
 }
 
 fn preference(t: wgpu::DeviceType) -> u8 {
@@ -149,7 +152,26 @@ impl Gpu {
             })
             .await
             .map_err(|e| anyhow!("could not open a device on adapter '{}': {e}", info.name))?;
-        Ok(Gpu { device, queue, info, limits, features, kernels: Mutex::new(KernelCache::default()) })
+        let fault: Arc<Mutex<Option<String>>> = Arc::default();
+        let f = fault.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            f.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert_with(|| format!("GPU error: {e}"));
+        }));
+        let f = fault.clone();
+        device.set_device_lost_callback(move |reason, msg| {
+            f.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert_with(|| format!("GPU device lost ({reason:?}): {msg}"));
+        });
+        Ok(Gpu { device, queue, info, limits, features, kernels: Mutex::new(KernelCache::default()), fault })
+    }
+
+    /// Fails with the first GPU error or device loss reported so far.
+    pub fn check(&self) -> Result<()> {
+        match self.fault.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            Some(msg) => bail!("{msg}"),
+            None => Ok(()),
+        }
     }
 
     pub fn is_software(&self) -> bool {

@@ -95,7 +95,7 @@ fn a_lost_device_ends_the_run_with_a_message_and_a_usable_checkpoint() {
         stop: Arc::new(AtomicBool::new(false)),
         ..Default::default()
     };
-    let err = run::train(&gpu, &mut model, &opts).err().expect("the run must fail once the device is gone");
+    let Err(err) = run::train(&gpu, &mut model, &opts) else { panic!("the run must fail once the device is gone") };
     let msg = format!("{err:#}");
     println!("run ended with: {msg}");
     assert!(msg.contains("GPU") || msg.contains("device"), "{msg}");

@@ -5,21 +5,17 @@ mod common;
 
 use std::sync::Arc;
 
-use gputrain::data::{Dataset, Split};
+use gputrain::data::Dataset;
 use gputrain::models::classifier::{argmax_rows, Classifier, ClassifierConfig, FeatureNet, CLASSES, FEATURES};
 use gputrain::models::gan::{Gan, GanConfig};
 use gputrain::models::gan_scores::{real_images, GanScorer};
 use gputrain::train::model::TrainableModel;
 use gputrain::train::run::{self, RunOptions};
 
-fn head(s: &Split, n: usize) -> Split {
-    Split { images: s.images[..n * s.image_len()].to_vec(), labels: s.labels[..n].to_vec(), n, ..s.clone() }
-}
-
 #[test]
 fn a_short_run_learns_to_classify() {
     let d = Dataset::embedded().unwrap();
-    let data = Dataset { train: head(&d.train, 512), test: head(&d.test, 256), source: "slice".into() };
+    let data = Dataset { train: common::head(&d.train, 512), test: common::head(&d.test, 256), source: "slice".into() };
     let gpu = common::gpu();
     let mut m = Classifier::new(gpu, &ClassifierConfig { batch_size: 32, lr: 2e-3, seed: 1 }, &data).unwrap();
     let before = m.evaluate(gpu).unwrap().get("accuracy").unwrap();
@@ -57,7 +53,7 @@ fn shipped_weights_classify_the_embedded_test_set() {
 fn gan_epoch_evaluation_reports_is_and_fid() {
     let gpu = common::gpu();
     let d = Dataset::embedded().unwrap();
-    let data = Dataset { train: head(&d.train, 16), test: head(&d.test, 64), source: "slice".into() };
+    let data = Dataset { train: common::head(&d.train, 16), test: common::head(&d.test, 64), source: "slice".into() };
     let mut gan = Gan::new(gpu, &GanConfig { batch_size: 4, latent: 8, ..Default::default() }, &data).unwrap();
     let scorer = GanScorer::new(gpu, FeatureNet::embedded(gpu).unwrap(), &real_images(&data.test, 64)).unwrap();
     assert!(scorer.real_is > 2.0, "64 real images of ~10 classes: IS {}", scorer.real_is);

@@ -1,11 +1,13 @@
 //! A device lost in the middle of a run ends it with an error naming the GPU, not a panic, and the
 //! last checkpoint written before the loss stays loadable. Own binary: it destroys its device.
 
+mod common;
+
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use anyhow::Result;
-use gputrain::data::{Dataset, Split};
+use gputrain::data::Dataset;
 use gputrain::graph::StepStats;
 use gputrain::models::vae::{Vae, VaeConfig};
 use gputrain::runtime::launch::Prepared;
@@ -72,15 +74,11 @@ impl TrainableModel for Doomed<'_> {
     }
 }
 
-fn head(s: &Split, n: usize) -> Split {
-    Split { images: s.images[..n * s.image_len()].to_vec(), labels: s.labels[..n].to_vec(), n, ..s.clone() }
-}
-
 #[test]
 fn a_lost_device_ends_the_run_with_a_message_and_a_usable_checkpoint() {
     let gpu = Gpu::new(BackendChoice::resolve(None).unwrap()).unwrap();
     let d = Dataset::embedded().unwrap();
-    let data = Dataset { train: head(&d.train, 32), test: head(&d.test, 8), source: "slice".into() };
+    let data = Dataset { train: common::head(&d.train, 32), test: common::head(&d.test, 8), source: "slice".into() };
     let vae = Vae::new(&gpu, &VaeConfig { batch_size: 8, lr: 1e-3, latent: 4, seed: 0 }, &data).unwrap();
     // 4 steps per epoch: epochs 1 and 2 complete with checkpoints, the device goes during epoch 3.
     let mut model = Doomed { vae, gpu: &gpu, lose_at: 9 };

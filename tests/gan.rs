@@ -8,20 +8,16 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use gputrain::data::{Dataset, Split};
+use gputrain::data::Dataset;
 use gputrain::models::gan::{diversity, Arch, Gan, GanConfig};
 use gputrain::train::checkpoint::{self, TensorData};
 use gputrain::train::model::TrainableModel;
 use gputrain::train::run::{self, RunOptions};
 
-fn head(s: &Split, n: usize) -> Split {
-    Split { images: s.images[..n * s.image_len()].to_vec(), labels: s.labels[..n].to_vec(), n, ..s.clone() }
-}
-
 /// 16 training images: 4 steps per epoch at batch 4.
 fn tiny() -> Dataset {
     let d = Dataset::embedded().unwrap();
-    Dataset { train: head(&d.train, 16), test: head(&d.test, 8), source: "tiny slice".into() }
+    Dataset { train: common::head(&d.train, 16), test: common::head(&d.test, 8), source: "tiny slice".into() }
 }
 
 fn cfg() -> GanConfig {
@@ -120,22 +116,6 @@ fn opts(out: &Path, epochs: u64) -> RunOptions {
     }
 }
 
-fn bits(path: &Path) -> Vec<(String, Vec<u64>)> {
-    let c = checkpoint::load(path).unwrap();
-    let mut names: Vec<String> = c.names().into_iter().map(String::from).collect();
-    names.sort();
-    names
-        .into_iter()
-        .map(|n| {
-            let v = match c.get(&n).unwrap() {
-                TensorData::F32 { data, .. } => data.iter().map(|v| v.to_bits() as u64).collect(),
-                TensorData::I64 { data, .. } => data.iter().map(|&v| v as u64).collect(),
-            };
-            (n, v)
-        })
-        .collect()
-}
-
 #[test]
 fn checkpoints_have_pytorch_names_and_resume_bit_for_bit() {
     let gpu = common::gpu();
@@ -147,7 +127,10 @@ fn checkpoints_have_pytorch_names_and_resume_bit_for_bit() {
     let o = RunOptions { resume: Some(split.join("checkpoints/last.safetensors")), out: None, ..opts(&split, 2) };
     let s = run::train(gpu, &mut gan(), &o).unwrap();
     assert_eq!(s.global_step, 8);
-    let (a, b) = (bits(&whole.join("checkpoints/last.safetensors")), bits(&s.checkpoint.unwrap()));
+    let (a, b) = (
+        common::checkpoint_bits(&whole.join("checkpoints/last.safetensors")),
+        common::checkpoint_bits(&s.checkpoint.unwrap()),
+    );
     assert_eq!(a.iter().map(|t| &t.0).collect::<Vec<_>>(), b.iter().map(|t| &t.0).collect::<Vec<_>>());
     for ((n, va), (_, vb)) in a.iter().zip(&b) {
         assert!(va == vb, "{n} differs after resume");

@@ -9,20 +9,16 @@ use std::sync::Arc;
 
 use gputrain::data::{Dataset, Split};
 use gputrain::models::vae::{Vae, VaeConfig};
-use gputrain::train::checkpoint::{self, TensorData};
+use gputrain::train::checkpoint;
 use gputrain::train::model::TrainableModel;
 use gputrain::train::run::{self, RunOptions, StopReason};
 
 const BATCH: usize = 8;
 
-fn head(s: &Split, n: usize) -> Split {
-    Split { images: s.images[..n * s.image_len()].to_vec(), labels: s.labels[..n].to_vec(), n, ..s.clone() }
-}
-
 /// 48 training images (6 steps per epoch) and 16 test images (2 evaluation batches).
 fn tiny() -> Dataset {
     let d = Dataset::embedded().unwrap();
-    Dataset { train: head(&d.train, 48), test: head(&d.test, 16), source: "tiny slice".into() }
+    Dataset { train: common::head(&d.train, 48), test: common::head(&d.test, 16), source: "tiny slice".into() }
 }
 
 fn cfg() -> VaeConfig {
@@ -121,22 +117,6 @@ fn checkpoints_use_pytorch_state_dict_names_and_layouts() {
     assert_eq!(model_keys, 3 * 2 + 3 * 5 + 3 * 2 + 3 * 2 + 2 * 5);
 }
 
-fn all_tensors(path: &Path) -> Vec<(String, Vec<u64>)> {
-    let c = checkpoint::load(path).unwrap();
-    let mut names: Vec<String> = c.names().into_iter().map(String::from).collect();
-    names.sort();
-    names
-        .into_iter()
-        .map(|n| {
-            let bits = match c.get(&n).unwrap() {
-                TensorData::F32 { data, .. } => data.iter().map(|v| v.to_bits() as u64).collect(),
-                TensorData::I64 { data, .. } => data.iter().map(|&v| v as u64).collect(),
-            };
-            (n, bits)
-        })
-        .collect()
-}
-
 #[test]
 fn resume_reproduces_an_uninterrupted_run_bit_for_bit() {
     let tmp = tempfile::tempdir().unwrap();
@@ -148,7 +128,10 @@ fn resume_reproduces_an_uninterrupted_run_bit_for_bit() {
     let o = RunOptions { resume: Some(split.join("checkpoints/last.safetensors")), out: None, ..opts(&split, 2) };
     let s = run::train(common::gpu(), &mut model(), &o).unwrap();
     assert_eq!(s.global_step, 12);
-    let (a, b) = (all_tensors(&whole.join("checkpoints/last.safetensors")), all_tensors(&s.checkpoint.unwrap()));
+    let (a, b) = (
+        common::checkpoint_bits(&whole.join("checkpoints/last.safetensors")),
+        common::checkpoint_bits(&s.checkpoint.unwrap()),
+    );
     assert_eq!(a.len(), b.len());
     for ((na, va), (nb, vb)) in a.iter().zip(&b) {
         assert_eq!(na, nb);
@@ -196,7 +179,7 @@ fn decode_and_encode_serve_sampling_and_interpolation() {
 #[test]
 fn a_batch_too_large_for_the_adapter_is_refused_naming_the_limit() {
     let d = Dataset::embedded().unwrap();
-    let big = Dataset { train: head(&d.train, 6000), test: head(&d.train, 6000), source: "big".into() };
+    let big = Dataset { train: common::head(&d.train, 6000), test: common::head(&d.train, 6000), source: "big".into() };
     // encoder.0's output at batch 5000 is 5000·32·16·16 floats = 164 MB, above the 128 MiB binding limit.
     let e = Vae::new(common::gpu(), &VaeConfig { batch_size: 5000, ..cfg() }, &big).err().unwrap();
     let e = format!("{e:#}");

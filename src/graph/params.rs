@@ -159,6 +159,11 @@ impl ParamStore {
         b.range_f32(offset, len)
     }
 
+    /// Sets step counter `slot` (e.g. rewinds an evaluation pass's batch index).
+    pub fn set_counter(&self, gpu: &Gpu, slot: usize, value: u32) {
+        gpu.queue.write_buffer(&self.counters.buffer, slot as u64 * 4, bytemuck::bytes_of(&value));
+    }
+
     pub fn read(&self, gpu: &Gpu, name: &str) -> Result<Vec<f32>> {
         gpu.read_f32(self.operand(name)?)
     }

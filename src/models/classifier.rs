@@ -7,8 +7,6 @@
 //! ReLU(), Flatten(), Linear(4096,128), ReLU(), Linear(128,10))`.
 
 use anyhow::{bail, Context, Result};
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
 use std::path::Path;
 
 use crate::data::{Dataset, Split};
@@ -188,10 +186,6 @@ impl Classifier {
         })
     }
 
-    fn set_counter(&self, gpu: &Gpu, slot: usize, value: u32) {
-        gpu.queue.write_buffer(&self.store.counters.buffer, slot as u64 * 4, bytemuck::bytes_of(&value));
-    }
-
     /// Writes only the model tensors (no optimiser state) to `path`, via a temporary file.
     pub fn export_weights(&self, gpu: &Gpu, path: &Path) -> Result<()> {
         let tensors: Vec<_> = self.state(gpu)?.into_iter().filter(|(n, _)| !n.starts_with("optim.")).collect();
@@ -221,11 +215,8 @@ impl TrainableModel for Classifier {
     }
 
     fn start_epoch(&mut self, gpu: &Gpu, epoch: usize) -> Result<()> {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(self.cfg.seed.wrapping_mul(1_000_003) ^ epoch as u64);
-        let mut order: Vec<u32> = (0..self.n_train as u32).collect();
-        order.shuffle(&mut rng);
-        order.truncate(self.steps_per_epoch * self.cfg.batch_size);
-        gpu.write(&self.train_order, &order);
+        let count = self.steps_per_epoch * self.cfg.batch_size;
+        gpu.write(&self.train_order, &super::epoch_order(self.cfg.seed, epoch, self.n_train, count));
         Ok(())
     }
 
@@ -244,7 +235,7 @@ impl TrainableModel for Classifier {
     }
 
     fn evaluate(&mut self, gpu: &Gpu) -> Result<Evaluation> {
-        self.set_counter(gpu, EVAL_SLOT, 0);
+        self.store.set_counter(gpu, EVAL_SLOT, 0);
         let b = self.cfg.batch_size;
         let mut correct = 0;
         for i in 0..self.eval_steps {

@@ -7,7 +7,6 @@
 //! PyTorch's loop (one G forward per iteration, three D forwards) would.
 
 use anyhow::{bail, Context, Result};
-use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use std::collections::VecDeque;
 
@@ -454,12 +453,8 @@ impl TrainableModel for Gan {
     }
 
     fn start_epoch(&mut self, gpu: &Gpu, epoch: usize) -> Result<()> {
-        // The order depends only on (seed, epoch), so a resumed run sees the same batches.
-        let mut rng = rand::rngs::StdRng::seed_from_u64(self.cfg.seed.wrapping_mul(1_000_003) ^ epoch as u64);
-        let mut order: Vec<u32> = (0..self.n_train as u32).collect();
-        order.shuffle(&mut rng);
-        order.truncate(self.steps_per_epoch * self.cfg.batch_size);
-        gpu.write(&self.train_order, &order);
+        let count = self.steps_per_epoch * self.cfg.batch_size;
+        gpu.write(&self.train_order, &super::epoch_order(self.cfg.seed, epoch, self.n_train, count));
         Ok(())
     }
 

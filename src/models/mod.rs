@@ -40,3 +40,15 @@ pub fn image_geometry(data: &Dataset, model: &str) -> Result<(usize, usize)> {
     }
     Ok((tr.channels, (SIDE - tr.h) / 2))
 }
+
+/// The first `count` of a shuffle of 0..n that depends only on (seed, epoch), so a resumed run sees the
+/// same batches as an uninterrupted one.
+pub fn epoch_order(seed: u64, epoch: usize, n: usize, count: usize) -> Vec<u32> {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed.wrapping_mul(1_000_003) ^ epoch as u64);
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    order.shuffle(&mut rng);
+    order.truncate(count);
+    order
+}

@@ -5,7 +5,6 @@
 //! given latents. Each compiles to its own frozen dispatch list.
 
 use anyhow::{bail, Context, Result};
-use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
 use crate::data::{Dataset, Split};
@@ -295,10 +294,6 @@ impl Vae {
     pub fn latent(&self) -> usize {
         self.cfg.latent
     }
-
-    fn set_counter(&self, gpu: &Gpu, slot: usize, value: u32) {
-        gpu.queue.write_buffer(&self.store.counters.buffer, slot as u64 * 4, bytemuck::bytes_of(&value));
-    }
 }
 
 impl TrainableModel for Vae {
@@ -316,12 +311,8 @@ impl TrainableModel for Vae {
     }
 
     fn start_epoch(&mut self, gpu: &Gpu, epoch: usize) -> Result<()> {
-        // The order depends only on (seed, epoch), so a resumed run sees the same batches.
-        let mut rng = rand::rngs::StdRng::seed_from_u64(self.cfg.seed.wrapping_mul(1_000_003) ^ epoch as u64);
-        let mut order: Vec<u32> = (0..self.n_train as u32).collect();
-        order.shuffle(&mut rng);
-        order.truncate(self.steps_per_epoch * self.cfg.batch_size);
-        gpu.write(&self.train_order, &order);
+        let count = self.steps_per_epoch * self.cfg.batch_size;
+        gpu.write(&self.train_order, &super::epoch_order(self.cfg.seed, epoch, self.n_train, count));
         Ok(())
     }
 
@@ -345,7 +336,7 @@ impl TrainableModel for Vae {
     }
 
     fn evaluate(&mut self, gpu: &Gpu) -> Result<Evaluation> {
-        self.set_counter(gpu, EVAL_SLOT, 0);
+        self.store.set_counter(gpu, EVAL_SLOT, 0);
         for i in 0..self.eval_steps {
             self.eval.step(gpu, i + 1 == self.eval_steps)?;
         }
@@ -362,7 +353,7 @@ impl TrainableModel for Vae {
 
     fn reconstructions(&mut self, gpu: &Gpu) -> Result<Option<ImageBatch>> {
         // The eval graph's last batch is still in its outputs after `evaluate`; run one batch to be sure.
-        self.set_counter(gpu, EVAL_SLOT, 0);
+        self.store.set_counter(gpu, EVAL_SLOT, 0);
         self.eval.step(gpu, true)?;
         self.eval.poll_losses(gpu, true)?;
         let px = self.channels * SIDE * SIDE;

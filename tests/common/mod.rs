@@ -90,3 +90,31 @@ pub fn numeric_grad(x: &[f64], h: f64, mut f: impl FnMut(&[f64]) -> f64) -> Vec<
 pub fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
+
+/// The first `n` images of a split.
+pub fn head(s: &gputrain::data::Split, n: usize) -> gputrain::data::Split {
+    gputrain::data::Split {
+        images: s.images[..n * s.image_len()].to_vec(),
+        labels: s.labels[..n].to_vec(),
+        n,
+        ..s.clone()
+    }
+}
+
+/// Every tensor of a checkpoint as raw bits, sorted by name: equal only if bit-identical.
+pub fn checkpoint_bits(path: &std::path::Path) -> Vec<(String, Vec<u64>)> {
+    use gputrain::train::checkpoint::{self, TensorData};
+    let c = checkpoint::load(path).unwrap();
+    let mut names: Vec<String> = c.names().into_iter().map(String::from).collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|n| {
+            let v = match c.get(&n).unwrap() {
+                TensorData::F32 { data, .. } => data.iter().map(|v| v.to_bits() as u64).collect(),
+                TensorData::I64 { data, .. } => data.iter().map(|&v| v as u64).collect(),
+            };
+            (n, v)
+        })
+        .collect()
+}

@@ -1,18 +1,14 @@
 //! The `train vae`, `eval vae` and `sample vae` commands as a user runs them, on a tiny IDX dataset
 //! written by the test; corrupt datasets are refused with one clear line and nothing written.
 
+mod common;
+
 use std::io::Write;
 use std::path::Path;
 
-/// Runs the `gputrain` binary; returns (exit code, stdout, stderr).
+/// Runs this build's `gputrain`.
 fn cli(args: &[&str], cwd: &Path) -> (i32, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gputrain")).args(args).current_dir(cwd).output().unwrap();
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
-}
-
-fn error_line(stderr: &str) -> &str {
-    stderr.lines().find(|l| l.starts_with("error:")).unwrap_or("")
+    common::cli(env!("CARGO_BIN_EXE_gputrain"), args, cwd)
 }
 
 fn idx_images(n: usize, seed: u8) -> Vec<u8> {
@@ -112,7 +108,7 @@ fn corrupt_datasets_are_refused_naming_the_file() {
         let out = format!("run-{case}");
         let (code, _, err) = cli(&["train", "vae", "--data", case, "--batch-size", "8", "--out", &out], dir);
         assert_eq!(code, 1, "{case}: {err}");
-        let line = error_line(&err);
+        let line = common::error_line(&err);
         assert!(line.contains(&format!("--data {case}")) && line.contains(want), "{case}: {err}");
         assert!(!err.contains("panicked"), "{case}: {err}");
         assert!(!dir.join(&out).exists(), "{case}: a run directory was left behind");
@@ -152,7 +148,7 @@ fn bench_json_reports_consistent_fields() {
     }
     let (code, _, err) = cli(&["bench", "--model", "resnet"], dir);
     assert_eq!(code, 1);
-    assert!(error_line(&err).contains("--model resnet"), "{err}");
+    assert!(common::error_line(&err).contains("--model resnet"), "{err}");
 }
 
 #[test]

@@ -1,5 +1,6 @@
-//! A training step is one submit with no uploads and creates no GPU objects. wgpu's object counters are
-//! per process, so this test has its own binary: no other test may create buffers while it counts.
+//! A training step is one submit with no uploads and creates no GPU objects, and thousands of steps
+//! neither create wgpu objects nor grow host memory. wgpu's object counters and the RSS are per process,
+//! so this is the binary's only test: nothing else may allocate while it counts.
 
 mod common;
 
@@ -10,7 +11,7 @@ use gputrain::ops::adam::AdamConfig;
 use gputrain::ops::elementwise::Activation;
 
 #[test]
-fn a_step_is_one_submit_without_uploads_or_new_gpu_objects() {
+fn steps_are_one_submit_and_allocate_nothing_even_over_thousands() {
     let g = gpu();
     let mut graph = Graph::new();
     let x = graph.external("x", &[4, 1, 8, 8]);
@@ -47,4 +48,33 @@ fn a_step_is_one_submit_without_uploads_or_new_gpu_objects() {
     assert_eq!(before.buffers.read(), after.buffers.read(), "buffers created during steps");
     assert_eq!(before.bind_groups.read(), after.bind_groups.read(), "bind groups created during steps");
     assert_eq!(before.compute_pipelines.read(), after.compute_pipelines.read(), "pipelines created during steps");
+
+    // Long runs: after a warm-up (allocator pools, staging ring and driver caches at their steady size),
+    // 3000 more steps change nothing.
+    let mut run = |n: usize| {
+        for i in 0..n {
+            exec.step(g, i % 10 == 9).unwrap();
+            exec.poll_losses(g, false).unwrap();
+        }
+        exec.finish(g).unwrap();
+        exec.poll_losses(g, true).unwrap();
+    };
+    run(300);
+    let (c0, m0) = (g.device.get_internal_counters().hal, rss());
+    run(3000);
+    let (c1, m1) = (g.device.get_internal_counters().hal, rss());
+    assert_eq!(c0.buffers.read(), c1.buffers.read(), "buffers");
+    assert_eq!(c0.bind_groups.read(), c1.bind_groups.read(), "bind groups");
+    assert_eq!(c0.buffer_memory.read(), c1.buffer_memory.read(), "GPU buffer memory");
+    if let (Some(a), Some(b)) = (m0, m1) {
+        // 3000 steps leaking even 1 KB each would add 3 MB; allow 2 MB of allocator noise.
+        assert!(b < a + 2 * 1024 * 1024, "RSS grew from {a} to {b} bytes over 3000 steps");
+    }
+}
+
+/// Resident set size in bytes, from /proc (Linux); None elsewhere.
+fn rss() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = s.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
 }

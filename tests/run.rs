@@ -423,16 +423,9 @@ fn bad_output_directories_and_checkpoints_are_refused_before_writing() {
     assert!(!out.exists());
 }
 
-/// Runs the `gputrain` binary; returns (exit code, stdout, stderr).
+/// Runs this build's `gputrain`.
 fn cli(args: &[&str], cwd: &Path) -> (i32, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gputrain")).args(args).current_dir(cwd).output().unwrap();
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
-}
-
-/// The error line, ignoring the loader's own noise (e.g. Mesa's XDG_RUNTIME_DIR complaint).
-fn error_line(stderr: &str) -> &str {
-    stderr.lines().find(|l| l.starts_with("error:")).unwrap_or("")
+    common::cli(env!("CARGO_BIN_EXE_gputrain"), args, cwd)
 }
 
 #[test]
@@ -441,7 +434,7 @@ fn cli_refuses_bad_input_with_one_clear_line() {
     let dir = tmp.path();
     let (code, _, err) = cli(&["train", "gan", "--label-smoothing", "1.5"], dir);
     assert_eq!(code, 1);
-    assert!(error_line(&err).contains("--label-smoothing 1.5: the real label must be in (0, 1]"), "{err}");
+    assert!(common::error_line(&err).contains("--label-smoothing 1.5: the real label must be in (0, 1]"), "{err}");
 
     for (args, want) in [
         (&["train", "vae", "--data", "nowhere"][..], "error: loading --data nowhere: nowhere: not a directory"),
@@ -456,7 +449,7 @@ fn cli_refuses_bad_input_with_one_clear_line() {
     ] {
         let (code, _, err) = cli(args, dir);
         assert_eq!(code, 1, "{args:?}: {err}");
-        assert!(error_line(&err).starts_with(want), "{args:?}: {err}");
+        assert!(common::error_line(&err).starts_with(want), "{args:?}: {err}");
         assert_eq!(err.lines().filter(|l| l.starts_with("error:")).count(), 1, "{err}");
     }
     // clap's own errors (bad numbers, zero epochs) exit 2 naming the flag.
@@ -465,7 +458,7 @@ fn cli_refuses_bad_input_with_one_clear_line() {
     {
         let (code, _, err) = cli(args, dir);
         assert_eq!(code, 2, "{args:?}: {err}");
-        assert!(error_line(&err).contains(flag), "{args:?}: {err}");
+        assert!(common::error_line(&err).contains(flag), "{args:?}: {err}");
     }
     // Nothing was written anywhere.
     assert!(listing(dir).is_empty(), "{:?}", listing(dir));

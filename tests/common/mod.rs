@@ -118,3 +118,15 @@ pub fn checkpoint_bits(path: &std::path::Path) -> Vec<(String, Vec<u64>)> {
         })
         .collect()
 }
+
+/// Runs the `gputrain` binary of this build in `cwd`; returns (exit code, stdout, stderr).
+pub fn cli(bin: &str, args: &[&str], cwd: &std::path::Path) -> (i32, String, String) {
+    let out = std::process::Command::new(bin).args(args).current_dir(cwd).output().unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+}
+
+/// The error line, ignoring the loader's own noise (e.g. Mesa's XDG_RUNTIME_DIR complaint).
+pub fn error_line(stderr: &str) -> &str {
+    stderr.lines().find(|l| l.starts_with("error:")).unwrap_or("")
+}

@@ -158,9 +158,10 @@ fn kill_9_at_any_moment_leaves_a_loadable_checkpoint_to_resume_from() {
     write_dataset(&dir.join("data"));
     let last = dir.join("run/checkpoints/last.safetensors");
     let mut step = 0;
-    // Kill times spread over epochs (each ~0.3 s: 4 steps, evaluation, images, checkpoint), so some
-    // kills land in the middle of a checkpoint write.
-    for (round, delay_ms) in [2500u64, 1700, 2100].into_iter().enumerate() {
+    // Each round waits until the run has written a checkpoint of its own (so it is mid-training
+    // whatever the machine's load), then kills it after a delay that is not a multiple of an epoch
+    // (~0.3 s: 4 steps, evaluation, images, checkpoint), so some kills land inside a checkpoint write.
+    for (round, delay_ms) in [410u64, 170, 290].into_iter().enumerate() {
         let mut args = vec!["train", "vae", "--data", "data", "--batch-size", "8", "--epochs", "500", "--quiet"];
         let resume = last.display().to_string();
         if round == 0 {
@@ -168,6 +169,7 @@ fn kill_9_at_any_moment_leaves_a_loadable_checkpoint_to_resume_from() {
         } else {
             args.extend(["--resume", resume.as_str()]);
         }
+        let written_before = std::fs::metadata(&last).and_then(|m| m.modified()).ok();
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gputrain"))
             .args(&args)
             .current_dir(dir)
@@ -175,6 +177,12 @@ fn kill_9_at_any_moment_leaves_a_loadable_checkpoint_to_resume_from() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
+        let start = std::time::Instant::now();
+        while std::fs::metadata(&last).and_then(|m| m.modified()).ok() == written_before {
+            assert!(start.elapsed().as_secs() < 120, "round {round}: no checkpoint within 2 minutes");
+            assert!(child.try_wait().unwrap().is_none(), "round {round}: the run ended early");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         std::thread::sleep(std::time::Duration::from_millis(delay_ms));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();

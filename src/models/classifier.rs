@@ -48,17 +48,7 @@ fn net(g: &mut Graph, x: TensorId, bn: BnMode) -> Result<(TensorId, TensorId)> {
 }
 
 fn image_shape(split: &Split, batch: usize, steps: usize) -> GatherShape {
-    GatherShape {
-        batch,
-        channels: 1,
-        src_h: split.h,
-        src_w: split.w,
-        pad: PAD,
-        n_images: split.n,
-        steps_per_epoch: steps,
-        scale: 2.0 / 255.0,
-        shift: -1.0,
-    }
+    super::batch_shape(split, batch, steps, PAD, (-1.0, 1.0))
 }
 
 /// Labels are gathered like 1×1 images, as class indices in floats.
@@ -69,12 +59,8 @@ fn label_shape(split: &Split, batch: usize, steps: usize) -> GatherShape {
 /// A batch of images and labels gathered on the GPU from externals `images`, `labels`, `order`.
 fn inputs(g: &mut Graph, split: &Split, batch: usize, steps: usize, slot: usize) -> Result<(TensorId, TensorId)> {
     let (is, ls) = (image_shape(split, batch, steps), label_shape(split, batch, steps));
-    let images = g.external("images", &[(split.n * split.h * split.w).div_ceil(4)]);
-    let labels = g.external("labels", &[split.n.div_ceil(4)]);
-    let order = g.external("order", &[is.order_len()]);
-    let counters = g.external("counters", &[crate::graph::params::COUNTER_SLOTS]);
-    let x = nn::gather(g, images, order, counters, &is, slot)?;
-    let y = nn::gather(g, labels, order, counters, &ls, slot)?;
+    let x = nn::gather(g, "images", &is, slot)?;
+    let y = nn::gather(g, "labels", &ls, slot)?;
     let y = g.view(y, &[batch])?;
     Ok((x, y))
 }

@@ -169,27 +169,14 @@ fn noise(g: &mut Graph, cfg: &GanConfig) -> TensorId {
 
 /// Pixel bytes → [−1, 1], padded (DCGAN: 28 → 32) with the background value −1.
 fn gather_shape(split: &Split, batch: usize, steps: usize, pad: usize) -> GatherShape {
-    GatherShape {
-        batch,
-        channels: split.channels,
-        src_h: split.h,
-        src_w: split.w,
-        pad,
-        n_images: split.n,
-        steps_per_epoch: steps,
-        scale: 2.0 / 255.0,
-        shift: -1.0,
-    }
+    super::batch_shape(split, batch, steps, pad, (-1.0, 1.0))
 }
 
 /// D step: BCE(D(x), real_label) + BCE(D(G(z)), 0), G frozen. Returns (graph, real batch, fake batch).
 fn d_step(cfg: &GanConfig, shape: &GatherShape) -> Result<(Graph, TensorId, TensorId)> {
     let mut g = Graph::new();
     let b = cfg.batch_size;
-    let images = g.external("images", &[(shape.n_images * shape.channels * shape.src_h * shape.src_w).div_ceil(4)]);
-    let order = g.external("order", &[shape.order_len()]);
-    let counters = g.external("counters", &[crate::graph::params::COUNTER_SLOTS]);
-    let x = nn::gather(&mut g, images, order, counters, shape, 0)?;
+    let x = nn::gather(&mut g, "images", shape, 0)?;
     let real = g.external("real_label", &[b, 1, 1, 1]);
     let zeros = g.external("fake_label", &[b, 1, 1, 1]);
     let p_real = discriminator(&mut g, x, BnMode::Train, cfg.arch)?;

@@ -8,7 +8,8 @@ pub mod vae;
 
 use anyhow::{bail, Result};
 
-use crate::data::Dataset;
+use crate::data::{Dataset, Split};
+use crate::ops::gather::GatherShape;
 
 /// Side of the square images the convolutional models work on.
 pub const SIDE: usize = 32;
@@ -51,4 +52,20 @@ pub fn epoch_order(seed: u64, epoch: usize, n: usize, count: usize) -> Vec<u32> 
     order.shuffle(&mut rng);
     order.truncate(count);
     order
+}
+
+/// How a model reads `split`: batches of `batch` for `steps` steps an epoch, each side padded by `pad`
+/// pixels of value 0, pixel bytes 0..=255 mapped linearly onto `range`.
+pub fn batch_shape(split: &Split, batch: usize, steps: usize, pad: usize, range: (f32, f32)) -> GatherShape {
+    GatherShape {
+        batch,
+        channels: split.channels,
+        src_h: split.h,
+        src_w: split.w,
+        pad,
+        n_images: split.n,
+        steps_per_epoch: steps,
+        scale: (range.1 - range.0) / 255.0,
+        shift: range.0,
+    }
 }

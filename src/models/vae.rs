@@ -78,15 +78,6 @@ fn decoder(g: &mut Graph, z: TensorId, training: bool, channels: usize) -> Resul
     Ok(nn::act(g, h, Activation::Sigmoid))
 }
 
-/// The batch a graph reads: gathered on the GPU from the split bound as "images" in the order "order".
-fn input_batch(g: &mut Graph, input: &Input) -> Result<TensorId> {
-    let s = &input.shape;
-    let images = g.external("images", &[(s.n_images * s.channels * s.src_h * s.src_w).div_ceil(4)]);
-    let order = g.external("order", &[s.order_len()]);
-    let counters = g.external("counters", &[crate::graph::params::COUNTER_SLOTS]);
-    nn::gather(g, images, order, counters, s, input.slot)
-}
-
 /// The full VAE with its two losses; returns (x, recon, mu).
 fn full(
     g: &mut Graph,
@@ -96,7 +87,7 @@ fn full(
     seed: u64,
 ) -> Result<(TensorId, TensorId, TensorId)> {
     let s = &input.shape;
-    let x = input_batch(g, input)?;
+    let x = nn::gather(g, "images", s, input.slot)?;
     let counters = g.external("counters", &[crate::graph::params::COUNTER_SLOTS]);
     let (mu, logvar) = encoder(g, x, latent, training)?;
     let key = RngKey { seed, slot: input.slot, stream: 1 };
@@ -138,18 +129,9 @@ pub struct Vae {
     _buffers: Vec<GpuBuffer>,
 }
 
+/// Pixels in [0, 1], padded with 0.
 fn gather_shape(split: &Split, batch: usize, steps: usize, pad: usize) -> GatherShape {
-    GatherShape {
-        batch,
-        channels: split.channels,
-        src_h: split.h,
-        src_w: split.w,
-        pad,
-        n_images: split.n,
-        steps_per_epoch: steps,
-        scale: 1.0 / 255.0,
-        shift: 0.0,
-    }
+    super::batch_shape(split, batch, steps, pad, (0.0, 1.0))
 }
 
 impl Vae {
@@ -194,7 +176,7 @@ impl Vae {
 
         let mut ng = Graph::new();
         let enc_in = Input { shape: gather_shape(&data.test, ENCODE.min(data.test.n), 1, pad), slot: EVAL_SLOT };
-        let x = input_batch(&mut ng, &enc_in)?;
+        let x = nn::gather(&mut ng, "images", &enc_in.shape, enc_in.slot)?;
         let (encode_mu, _) = encoder(&mut ng, x, cfg.latent, false)?;
         ng.mark_output(encode_mu);
         let encode_steps = compile(&mut ng, &store, Mode::Forward)?;

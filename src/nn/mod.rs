@@ -31,6 +31,23 @@ fn dims4(g: &Graph, x: TensorId, layer: &str) -> Result<[usize; 4]> {
     }
 }
 
+/// `{prefix}.weight` of `shape` and, with `bias`, `{prefix}.bias` of `outputs` values; the bias takes
+/// PyTorch's uniform ±1/√fan_in whatever the weight initialisation.
+fn weight_and_bias(
+    g: &mut Graph,
+    prefix: &str,
+    shape: &[usize],
+    (fan_in, outputs): (usize, usize),
+    bias: bool,
+    init: WeightInit,
+) -> Result<Vec<TensorId>> {
+    let mut v = vec![g.param(&format!("{prefix}.weight"), shape, weight_init(init, fan_in))?];
+    if bias {
+        v.push(g.param(&format!("{prefix}.bias"), &[outputs], Init::Uniform(1.0 / (fan_in as f32).sqrt()))?);
+    }
+    Ok(v)
+}
+
 /// Conv2d with PyTorch names `{prefix}.weight` [cout, cin, k, k] and `{prefix}.bias`.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d(
@@ -47,12 +64,8 @@ pub fn conv2d(
     let [n, cin, h, w] = dims4(g, x, prefix)?;
     let shape = crate::ops::conv::Conv2dShape { batch: n, cin, cout, h, w, k, stride, pad };
     shape.validate(prefix)?;
-    let fan_in = cin * k * k;
-    let wt = g.param(&format!("{prefix}.weight"), &[cout, cin, k, k], weight_init(init, fan_in))?;
-    let mut inputs = vec![x, wt];
-    if bias {
-        inputs.push(g.param(&format!("{prefix}.bias"), &[cout], Init::Uniform(1.0 / (fan_in as f32).sqrt()))?);
-    }
+    let mut inputs = vec![x];
+    inputs.extend(weight_and_bias(g, prefix, &[cout, cin, k, k], (cin * k * k, cout), bias, init)?);
     let y = g.transient(&format!("{prefix}.out"), &[n, cout, shape.out_h(), shape.out_w()]);
     g.push(Op::Conv2d(shape, bias), inputs, vec![y]);
     Ok(y)
@@ -75,12 +88,8 @@ pub fn conv_transpose2d(
     let shape = crate::ops::conv_transpose::ConvTranspose2dShape { batch: n, cin, cout, h, w, k, stride, pad };
     shape.validate(prefix)?;
     // PyTorch computes fan_in of a transposed conv from weight.size(1) = cout.
-    let fan_in = cout * k * k;
-    let wt = g.param(&format!("{prefix}.weight"), &[cin, cout, k, k], weight_init(init, fan_in))?;
-    let mut inputs = vec![x, wt];
-    if bias {
-        inputs.push(g.param(&format!("{prefix}.bias"), &[cout], Init::Uniform(1.0 / (fan_in as f32).sqrt()))?);
-    }
+    let mut inputs = vec![x];
+    inputs.extend(weight_and_bias(g, prefix, &[cin, cout, k, k], (cout * k * k, cout), bias, init)?);
     let y = g.transient(&format!("{prefix}.out"), &[n, cout, shape.out_h(), shape.out_w()]);
     g.push(Op::ConvT2d(shape, bias), inputs, vec![y]);
     Ok(y)
@@ -92,10 +101,10 @@ pub fn linear(g: &mut Graph, prefix: &str, x: TensorId, out: usize, init: Weight
         [n, i] => [n, i],
         ref s => bail!("{prefix}: expected a [batch, features] input, got {s:?}"),
     };
-    let wt = g.param(&format!("{prefix}.weight"), &[out, inp], weight_init(init, inp))?;
-    let b = g.param(&format!("{prefix}.bias"), &[out], Init::Uniform(1.0 / (inp as f32).sqrt()))?;
+    let mut inputs = vec![x];
+    inputs.extend(weight_and_bias(g, prefix, &[out, inp], (inp, out), true, init)?);
     let y = g.transient(&format!("{prefix}.out"), &[n, out]);
-    g.push(Op::Linear { batch: n, inp, out }, vec![x, wt, b], vec![y]);
+    g.push(Op::Linear { batch: n, inp, out }, inputs, vec![y]);
     Ok(y)
 }
 
@@ -178,17 +187,14 @@ pub fn sum_loss(g: &mut Graph, x: TensorId) -> TensorId {
     l
 }
 
-/// A batch gathered on the GPU from a resident dataset, at the batch index held in counter `slot`.
-pub fn gather(
-    g: &mut Graph,
-    images: TensorId,
-    order: TensorId,
-    counters: TensorId,
-    s: &GatherShape,
-    slot: usize,
-) -> Result<TensorId> {
-    let x = g.transient("input", &[s.batch, s.channels, s.out_h(), s.out_w()]);
-    g.push(Op::Gather(*s, slot), vec![images, order, counters], vec![x]);
+/// A batch gathered on the GPU from the dataset bound as external `source` (u8 pixels packed four to a
+/// word), through the external sample order "order", at the batch index held in counter `slot`.
+pub fn gather(g: &mut Graph, source: &str, s: &GatherShape, slot: usize) -> Result<TensorId> {
+    let data = g.external(source, &[(s.n_images * s.channels * s.src_h * s.src_w).div_ceil(4)]);
+    let order = g.external("order", &[s.order_len()]);
+    let counters = g.external("counters", &[crate::graph::params::COUNTER_SLOTS]);
+    let x = g.transient(&format!("{source}.batch"), &[s.batch, s.channels, s.out_h(), s.out_w()]);
+    g.push(Op::Gather(*s, slot), vec![data, order, counters], vec![x]);
     Ok(x)
 }
 

@@ -4,7 +4,7 @@
 //! Times are host wall-clock per replay of prepared dispatches (`Gpu::time_replay`), best of 3.
 
 use anyhow::Result;
-use gputrain::ops::batchnorm::{self, BatchNormShape};
+use gputrain::ops::batchnorm::{self, BatchNormShape, BnAct};
 use gputrain::ops::loss::{self, BceReduction};
 use gputrain::ops::reduce;
 use gputrain::runtime::buffers::Operand;
@@ -34,11 +34,19 @@ fn main() -> Result<()> {
         let (dg, db) = (gpu.zeros("dg", s.c as u64 * 4)?, gpu.zeros("db", s.c as u64 * 4)?);
         let train = [x.whole(), gamma.whole(), beta.whole(), rm.whole(), rv.whole(), saved.whole(), y.whole()];
         let eval = [x.whole(), gamma.whole(), beta.whole(), rm.whole(), rv.whole(), y.whole()];
-        let bwd = [x.whole(), dy.whole(), gamma.whole(), saved.whole(), dg.whole(), db.whole(), dx.whole()];
-        let label = format!("batchnorm {}x{}x{}x{}", s.n, s.c, s.h, s.w);
-        println!("{label} train_forward: {:.3} ms", best_ms(&gpu, &batchnorm::train_forward(&s)?, &train, reps)?);
-        println!("{label} eval_forward:  {:.3} ms", best_ms(&gpu, &batchnorm::eval_forward(&s)?, &eval, reps)?);
-        println!("{label} backward:      {:.3} ms", best_ms(&gpu, &batchnorm::backward(&s)?, &bwd, reps)?);
+        let bwd = [x.whole(), dy.whole(), gamma.whole(), saved.whole(), dg.whole(), db.whole(), dx.whole(), y.whole()];
+        for act in [BnAct::Identity, BnAct::Relu] {
+            let label = format!("batchnorm {}x{}x{}x{} {act:?}", s.n, s.c, s.h, s.w);
+            println!(
+                "{label} train_forward: {:.3} ms",
+                best_ms(&gpu, &batchnorm::train_forward(&s, act)?, &train, reps)?
+            );
+            println!(
+                "{label} eval_forward:  {:.3} ms",
+                best_ms(&gpu, &batchnorm::eval_forward(&s, act)?, &eval, reps)?
+            );
+            println!("{label} backward:      {:.3} ms", best_ms(&gpu, &batchnorm::backward(&s, act)?, &bwd, reps)?);
+        }
     }
 
     let (batch, per_item) = (128, 1024);

@@ -7,6 +7,9 @@
 // `saved` holds 2·C floats: saved[c] = batch mean, saved[C + c] = 1 / sqrt(biased var + eps).
 //
 // Storage bindings are named by slot; each entry documents which operand sits in which slot.
+//
+// A ReLU or LeakyReLU following the normalisation is applied here (`act`), saving a pass over the
+// tensor each way; its derivative is read from the sign of the output y, which the backward binds.
 
 struct Params {
     n: u32,
@@ -15,7 +18,13 @@ struct Params {
     chw: u32, // c·hw: elements per batch item
     eps: f32,
     momentum: f32,
+    act: u32, // ACT_*
+    alpha: f32, // LeakyReLU slope
 }
+
+const ACT_NONE: u32 = 0u;
+const ACT_RELU: u32 = 1u;
+const ACT_LEAKY_RELU: u32 = 2u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> b1: array<f32>;
@@ -25,6 +34,28 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> b5: array<f32>;
 @group(0) @binding(6) var<storage, read_write> b6: array<f32>;
 @group(0) @binding(7) var<storage, read_write> b7: array<f32>;
+@group(0) @binding(8) var<storage, read_write> b8: array<f32>;
+
+fn activate(v: f32) -> f32 {
+    if (p.act == ACT_RELU) {
+        return max(v, 0.0);
+    }
+    if (p.act == ACT_LEAKY_RELU) {
+        return select(p.alpha * v, v, v > 0.0);
+    }
+    return v;
+}
+
+// The gradient reaching the normalisation's output: dy through the activation whose output is y.
+fn through_act(dy: f32, y: f32) -> f32 {
+    if (p.act == ACT_RELU) {
+        return select(0.0, dy, y > 0.0);
+    }
+    if (p.act == ACT_LEAKY_RELU) {
+        return select(p.alpha * dy, dy, y > 0.0);
+    }
+    return dy;
+}
 
 // 64 rather than 256: lavapipe pays a context switch per 8 lanes at every barrier, so a narrow tree
 // is several times cheaper per workgroup, and a workgroup runs on one CPU thread either way.
@@ -125,7 +156,7 @@ fn batchnorm_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
     let shift = b3[ch];
     for (var b = 0u; b < p.n; b = b + 1u) {
         let i = b * p.chw + j;
-        b5[i] = (b1[i] - mean) * scale + shift;
+        b5[i] = activate((b1[i] - mean) * scale + shift);
     }
 }
 
@@ -140,11 +171,12 @@ fn batchnorm_eval_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_wo
     let shift = b3[ch];
     for (var b = 0u; b < p.n; b = b + 1u) {
         let i = b * p.chw + j;
-        b6[i] = (b1[i] - mean) * scale + shift;
+        b6[i] = activate((b1[i] - mean) * scale + shift);
     }
 }
 
-// Slots: 1 x, 2 dy, 3 saved, 4 dgamma, 5 dbeta. Writes dgamma = Σ dy·x̂ and dbeta = Σ dy per channel.
+// Slots: 1 x, 2 dy, 3 saved, 4 dgamma, 5 dbeta, 6 y. Writes dgamma = Σ g·x̂ and dbeta = Σ g per channel,
+// g = dy through the activation.
 @compute @workgroup_size(64)
 fn batchnorm_backward_gamma_beta(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let ch = wid.y * nwg.x + wid.x;
@@ -155,7 +187,7 @@ fn batchnorm_backward_gamma_beta(@builtin(workgroup_id) wid: vec3<u32>, @builtin
     var w = walk_start(lid);
     for (var i = lid; i < m; i = i + RWG) {
         let k = walk_index(w, ch);
-        let g = b2[k];
+        let g = through_act(b2[k], b6[k]);
         acc = acc + vec2<f32>(g * (b1[k] - mean), g);
         walk_next(&w);
     }
@@ -167,8 +199,8 @@ fn batchnorm_backward_gamma_beta(@builtin(workgroup_id) wid: vec3<u32>, @builtin
     }
 }
 
-// Slots: 1 x, 2 dy, 3 gamma, 4 saved, 5 dgamma, 6 dbeta, 7 dx.
-// dx = γ·inv_std·(dy − dβ/M − x̂·dγ/M), with dγ, dβ from batchnorm_backward_gamma_beta.
+// Slots: 1 x, 2 dy, 3 gamma, 4 saved, 5 dgamma, 6 dbeta, 7 dx, 8 y.
+// dx = γ·inv_std·(g − dβ/M − x̂·dγ/M), with dγ, dβ from batchnorm_backward_gamma_beta.
 @compute @workgroup_size(256)
 fn batchnorm_backward_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let j = linear_id(wid, nwg, lid, EWG);
@@ -182,6 +214,6 @@ fn batchnorm_backward_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_
     let c2 = b5[ch] * inv_m * inv_std;
     for (var b = 0u; b < p.n; b = b + 1u) {
         let i = b * p.chw + j;
-        b7[i] = k * (b2[i] - c1 - (b1[i] - mean) * c2);
+        b7[i] = k * (through_act(b2[i], b8[i]) - c1 - (b1[i] - mean) * c2);
     }
 }

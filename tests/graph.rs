@@ -7,7 +7,7 @@ use common::*;
 use gputrain::graph::{compile, Executor, Graph, Mode, ParamStore, TensorId};
 use gputrain::nn::{self, WeightInit};
 use gputrain::ops::adam::AdamConfig;
-use gputrain::ops::batchnorm::{self, BatchNormShape};
+use gputrain::ops::batchnorm::{self, BatchNormShape, BnAct};
 use gputrain::ops::elementwise::{self, Activation};
 use gputrain::runtime::GpuBuffer;
 
@@ -15,12 +15,12 @@ const N: usize = 2;
 const C: usize = 3;
 const BS: BatchNormShape = BatchNormShape { n: N, c: C, h: 6, w: 6 };
 
-/// x → BN → LeakyReLU → BN → Tanh → Σ (normalisation layers with trainable γ, β and running stats).
+/// x → BN+LeakyReLU (fused) → BN → Tanh → Σ (normalisation layers with trainable γ, β and running
+/// stats).
 fn net() -> (Graph, TensorId) {
     let mut g = Graph::new();
     let x = g.external("x", &[N, C, 6, 6]);
-    let h = nn::batchnorm(&mut g, "bn1", x, true, WeightInit::Dcgan).unwrap();
-    let h = nn::act(&mut g, h, Activation::LeakyRelu(0.2));
+    let h = nn::batchnorm_act(&mut g, "bn1", x, true, WeightInit::Dcgan, BnAct::LeakyRelu(0.2)).unwrap();
     let h = nn::batchnorm(&mut g, "bn2", h, true, WeightInit::Dcgan).unwrap();
     let y = nn::act(&mut g, h, Activation::Tanh);
     let loss = nn::sum_loss(&mut g, y);
@@ -66,17 +66,17 @@ fn gradients_match_composed_cpu_references() {
     let (g1, b1, g2, b2) = (read(&s, "bn1.weight"), read(&s, "bn1.bias"), read(&s, "bn2.weight"), read(&s, "bn2.bias"));
     let (r0, r1) = (vec![0.0; C], vec![1.0; C]);
 
-    let f1 = batchnorm::cpu_train_forward(&x, &g1, &b1, &r0, &r1, &BS);
-    let a1 = elementwise::cpu_forward(Activation::LeakyRelu(0.2), &f1.y);
-    let f2 = batchnorm::cpu_train_forward(&a1, &g2, &b2, &r0, &r1, &BS);
+    let lrelu = BnAct::LeakyRelu(0.2);
+    let f1 = batchnorm::cpu_train_forward(&x, (&g1, &b1), &r0, &r1, &BS, lrelu);
+    let a1 = f1.y.clone();
+    let f2 = batchnorm::cpu_train_forward(&a1, (&g2, &b2), &r0, &r1, &BS, BnAct::Identity);
     let y = elementwise::cpu_forward(Activation::Tanh, &f2.y);
     let loss: f64 = y.iter().sum();
 
     let dy = vec![1.0; y.len()];
     let dh2 = elementwise::cpu_backward(Activation::Tanh, &y, &dy);
-    let (da1, dg2, db2) = batchnorm::cpu_backward(&a1, &dh2, &g2, &BS);
-    let dh1 = elementwise::cpu_backward(Activation::LeakyRelu(0.2), &a1, &da1);
-    let (_, dg1, db1) = batchnorm::cpu_backward(&x, &dh1, &g1, &BS);
+    let (da1, dg2, db2) = batchnorm::cpu_backward(&a1, &dh2, &g2, &BS, (BnAct::Identity, &[]));
+    let (_, dg1, db1) = batchnorm::cpu_backward(&x, &da1, &g1, &BS, (lrelu, &a1));
 
     // f32 kernels against f64 references: per-channel sums of 72 terms of magnitude ≤ ~3, through
     // two normalisations, stay within ~1e-5 absolute; 1e-4 leaves room for tanh/exp ulps.

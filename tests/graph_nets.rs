@@ -8,7 +8,7 @@ use common::*;
 use gputrain::graph::{compile, Executor, Graph, Mode, ParamStore};
 use gputrain::nn::{self, WeightInit};
 use gputrain::ops::adam::AdamConfig;
-use gputrain::ops::batchnorm::{self, BatchNormShape};
+use gputrain::ops::batchnorm::{self, BatchNormShape, BnAct};
 use gputrain::ops::conv::{self, Conv2dShape};
 use gputrain::ops::conv_transpose::{self, ConvTranspose2dShape};
 use gputrain::ops::elementwise::{cpu_backward, cpu_forward, Activation};
@@ -225,7 +225,7 @@ fn conv_vae_in_miniature_matches_composed_cpu_references() {
     );
 
     let c = conv::cpu_forward(&CONV, &x, &cw, &cb);
-    let bn = batchnorm::cpu_train_forward(&c, &gamma, &beta, &[0.0; 3], &[1.0; 3], &BN);
+    let bn = batchnorm::cpu_train_forward(&c, (&gamma, &beta), &[0.0; 3], &[1.0; 3], &BN, BnAct::Identity);
     let a = cpu_forward(Activation::Relu, &bn.y);
     let mu = mm::cpu_linear_forward(&a, &mw, &mb, N, FLAT, Z);
     let lv = mm::cpu_linear_forward(&a, &lw, &lb, N, FLAT, Z);
@@ -258,7 +258,7 @@ fn conv_vae_in_miniature_matches_composed_cpu_references() {
         &mm::cpu_linear_backward_input(&dlv, &lw, N, FLAT, Z),
     );
     let dbn = cpu_backward(Activation::Relu, &a, &da);
-    let (dc, dgamma, dbeta) = batchnorm::cpu_backward(&c, &dbn, &gamma, &BN);
+    let (dc, dgamma, dbeta) = batchnorm::cpu_backward(&c, &dbn, &gamma, &BN, (BnAct::Identity, &[]));
     check("bn.weight grad", &b.grad("bn.weight"), &dgamma);
     check("bn.bias grad", &b.grad("bn.bias"), &dbeta);
     check("enc.weight grad", &b.grad("enc.weight"), &conv::cpu_backward_weight(&CONV, &x, &dc));

@@ -4,7 +4,7 @@ use anyhow::{bail, Result};
 
 use super::autodiff::GradCtx;
 use super::builder::{BoundCall, Graph, Node};
-use crate::ops::batchnorm::{self, BatchNormShape};
+use crate::ops::batchnorm::{self, BatchNormShape, BnAct};
 use crate::ops::conv::{self, Conv2dShape};
 use crate::ops::conv_transpose::{self, ConvTranspose2dShape};
 use crate::ops::elementwise::{self, Activation};
@@ -48,10 +48,11 @@ pub enum Op {
     Kl { batch: usize, z: usize },
     /// z = μ + exp(½ logσ²)·ε. Inputs `[mu, logvar, eps]`, outputs `[z]`.
     Reparam,
-    /// Training-mode batchnorm. Inputs `[x, gamma, beta, running_mean, running_var]`, outputs `[y, saved]`.
-    BatchNorm(BatchNormShape),
-    /// Eval-mode batchnorm. Inputs as `BatchNorm`, outputs `[y]`.
-    BatchNormEval(BatchNormShape),
+    /// Training-mode batchnorm followed by an activation. Inputs `[x, gamma, beta, running_mean,
+    /// running_var]`, outputs `[y, saved]`.
+    BatchNorm(BatchNormShape, BnAct),
+    /// Eval-mode batchnorm followed by an activation. Inputs as `BatchNorm`, outputs `[y]`.
+    BatchNormEval(BatchNormShape, BnAct),
 }
 
 fn bind(calls: Vec<KernelCall>, args: Vec<super::TensorId>) -> Vec<BoundCall> {
@@ -82,8 +83,10 @@ impl Op {
             Op::Reparam => bind(loss::reparam_forward(g.len(i[0]))?, vec![i[0], i[1], i[2], o[0]]),
             Op::Conv2d(s, bias) => bind(conv::forward(s, *bias, false)?, with_out(i, o[0])),
             Op::ConvT2d(s, bias) => bind(conv_transpose::forward(s, *bias, false)?, with_out(i, o[0])),
-            Op::BatchNorm(s) => bind(batchnorm::train_forward(s)?, vec![i[0], i[1], i[2], i[3], i[4], o[1], o[0]]),
-            Op::BatchNormEval(s) => bind(batchnorm::eval_forward(s)?, vec![i[0], i[1], i[2], i[3], i[4], o[0]]),
+            Op::BatchNorm(s, a) => {
+                bind(batchnorm::train_forward(s, *a)?, vec![i[0], i[1], i[2], i[3], i[4], o[1], o[0]])
+            }
+            Op::BatchNormEval(s, a) => bind(batchnorm::eval_forward(s, *a)?, vec![i[0], i[1], i[2], i[3], i[4], o[0]]),
         })
     }
 
@@ -145,10 +148,11 @@ impl Op {
                     ctx.finish(t)?;
                 }
             }
-            Op::BatchNorm(s) => {
+            Op::BatchNorm(s, a) => {
                 let Some(dy) = ctx.grad(o[0]) else { return Ok(()) };
                 let (write, targets) = ctx.targets_or_scratch(&[i[1], i[2], i[0]]);
-                ctx.emit(batchnorm::backward(s)?, vec![i[0], dy, i[1], o[1], write[0], write[1], write[2]]);
+                let operands = vec![i[0], dy, i[1], o[1], write[0], write[1], write[2], o[0]];
+                ctx.emit(batchnorm::backward(s, *a)?, operands);
                 ctx.finish_all(targets)?;
             }
             Op::MaxPool(s) => {
@@ -204,7 +208,7 @@ impl Op {
                 ctx.emit(loss::reparam_backward(n, false)?, vec![i[1], i[2], dz, write[0], write[1]]);
                 ctx.finish_all(targets)?;
             }
-            Op::BatchNormEval(_) => bail!("eval-mode batchnorm has no backward; build the graph in training mode"),
+            Op::BatchNormEval(..) => bail!("eval-mode batchnorm has no backward; build the graph in training mode"),
         }
         Ok(())
     }

@@ -13,6 +13,7 @@ use crate::data::{Dataset, Split};
 use crate::graph::{compile, Executor, Graph, Mode, ParamStore, StepStats, TensorId};
 use crate::nn::{self, BnMode, WeightInit};
 use crate::ops::adam::AdamConfig;
+use crate::ops::batchnorm::BnAct;
 use crate::ops::elementwise::Activation;
 use crate::ops::gather::{pack_u8, GatherShape};
 use crate::runtime::launch::Prepared;
@@ -37,8 +38,7 @@ fn net(g: &mut Graph, x: TensorId, bn: BnMode) -> Result<(TensorId, TensorId)> {
     let mut h = x;
     for (i, cout) in [(0, 32), (3, 64)] {
         h = nn::conv2d(g, &format!("net.{i}"), h, cout, 4, 2, 1, true, WeightInit::Default)?;
-        h = nn::batchnorm(g, &format!("net.{}", i + 1), h, bn, WeightInit::Default)?;
-        h = nn::act(g, h, Activation::Relu);
+        h = nn::batchnorm_act(g, &format!("net.{}", i + 1), h, bn, WeightInit::Default, BnAct::Relu)?;
     }
     let flat = g.view(h, &[b, 64 * 8 * 8])?;
     let f = nn::linear(g, "net.7", flat, FEATURES, WeightInit::Default)?;

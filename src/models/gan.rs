@@ -15,6 +15,7 @@ use crate::data::{Dataset, Split};
 use crate::graph::{compile, Executor, Graph, LossReport, Mode, ParamStore, StepStats, TensorId};
 use crate::nn::{self, BnMode, WeightInit};
 use crate::ops::adam::AdamConfig;
+use crate::ops::batchnorm::BnAct;
 use crate::ops::elementwise::Activation;
 use crate::ops::gather::{pack_u8, GatherShape};
 use crate::ops::loss::BceReduction;
@@ -32,6 +33,8 @@ const D_BATCHES_PER_STEP: u64 = 3;
 pub const COLLAPSE_RATIO: f64 = 0.1;
 /// An untrained generator's images are all alike without having collapsed: no warning before this step.
 const COLLAPSE_WARMUP_STEPS: u64 = 200;
+/// The DCGAN discriminator's (and the MLP generator's) LeakyReLU slope.
+const LRELU_SLOPE: f32 = 0.2;
 
 /// Which of the seeds' GANs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,7 +106,7 @@ fn mlp_generator(g: &mut Graph, z: TensorId, bn: BnMode) -> Result<TensorId> {
     let mut h = z;
     for (i, out) in [(0, 256), (3, 512)] {
         h = nn::linear(g, &format!("generator.{i}"), h, out, WeightInit::Default)?;
-        h = nn::act(g, h, Activation::LeakyRelu(0.2));
+        h = nn::act(g, h, Activation::LeakyRelu(LRELU_SLOPE));
         h = nn::batchnorm(g, &format!("generator.{}", i + 2), h, bn, WeightInit::Default)?;
     }
     let h = nn::linear(g, "generator.6", h, 28 * 28, WeightInit::Default)?;
@@ -117,7 +120,7 @@ fn mlp_discriminator(g: &mut Graph, x: TensorId) -> Result<TensorId> {
     let mut h = x;
     for (i, cout) in [(0, 16), (3, 32), (6, 64)] {
         h = nn::conv2d(g, &format!("discriminator.{i}"), h, cout, 3, 1, 1, true, WeightInit::Default)?;
-        h = nn::act(g, h, Activation::LeakyRelu(0.2));
+        h = nn::act(g, h, Activation::LeakyRelu(LRELU_SLOPE));
         h = nn::maxpool2d(g, h)?;
     }
     let flat = g.len(h) / b;
@@ -132,8 +135,7 @@ fn dcgan_generator(g: &mut Graph, z: TensorId, bn: BnMode, channels: usize) -> R
     let mut h = z;
     for (i, cout, stride, pad) in [(0, 256, 1, 0), (3, 128, 2, 1), (6, 64, 2, 1)] {
         h = nn::conv_transpose2d(g, &format!("generator.{i}"), h, cout, 4, stride, pad, false, WeightInit::Dcgan)?;
-        h = nn::batchnorm(g, &format!("generator.{}", i + 1), h, bn, WeightInit::Dcgan)?;
-        h = nn::act(g, h, Activation::Relu);
+        h = nn::batchnorm_act(g, &format!("generator.{}", i + 1), h, bn, WeightInit::Dcgan, BnAct::Relu)?;
     }
     let h = nn::conv_transpose2d(g, "generator.9", h, channels, 4, 2, 1, false, WeightInit::Dcgan)?;
     Ok(nn::act(g, h, Activation::Tanh))
@@ -141,13 +143,13 @@ fn dcgan_generator(g: &mut Graph, z: TensorId, bn: BnMode, channels: usize) -> R
 
 /// D: images → probability of "real", [B, 1, 1, 1].
 fn dcgan_discriminator(g: &mut Graph, x: TensorId, bn: BnMode) -> Result<TensorId> {
-    let lrelu = Activation::LeakyRelu(0.2);
+    let lrelu = Activation::LeakyRelu(LRELU_SLOPE);
     let h = nn::conv2d(g, "discriminator.0", x, 64, 4, 2, 1, false, WeightInit::Dcgan)?;
     let mut h = nn::act(g, h, lrelu);
     for (i, cout) in [(2, 128), (5, 256)] {
         h = nn::conv2d(g, &format!("discriminator.{i}"), h, cout, 4, 2, 1, false, WeightInit::Dcgan)?;
-        h = nn::batchnorm(g, &format!("discriminator.{}", i + 1), h, bn, WeightInit::Dcgan)?;
-        h = nn::act(g, h, lrelu);
+        let prefix = format!("discriminator.{}", i + 1);
+        h = nn::batchnorm_act(g, &prefix, h, bn, WeightInit::Dcgan, BnAct::LeakyRelu(LRELU_SLOPE))?;
     }
     let h = nn::conv2d(g, "discriminator.8", h, 1, 4, 1, 0, false, WeightInit::Dcgan)?;
     Ok(nn::act(g, h, Activation::Sigmoid))

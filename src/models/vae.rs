@@ -11,6 +11,7 @@ use crate::data::{Dataset, Split};
 use crate::graph::{compile, Executor, Graph, Mode, ParamStore, StepStats, TensorId};
 use crate::nn::{self, WeightInit};
 use crate::ops::adam::AdamConfig;
+use crate::ops::batchnorm::BnAct;
 use crate::ops::elementwise::Activation;
 use crate::ops::gather::{pack_u8, GatherShape};
 use crate::ops::random::{Distribution, RngKey};
@@ -53,8 +54,7 @@ fn encoder(g: &mut Graph, x: TensorId, latent: usize, training: bool) -> Result<
     let mut h = x;
     for (i, cout) in [(0, 32), (3, 64), (6, 128)] {
         h = nn::conv2d(g, &format!("encoder.{i}"), h, cout, 4, 2, 1, true, WeightInit::Default)?;
-        h = nn::batchnorm(g, &format!("encoder.{}", i + 1), h, training, WeightInit::Default)?;
-        h = nn::act(g, h, Activation::Relu);
+        h = nn::batchnorm_act(g, &format!("encoder.{}", i + 1), h, training, WeightInit::Default, BnAct::Relu)?;
     }
     let b = g.shape(x)[0];
     let flat = g.view(h, &[b, 128 * 4 * 4])?;
@@ -71,8 +71,7 @@ fn decoder(g: &mut Graph, z: TensorId, training: bool, channels: usize) -> Resul
     let mut h = g.view(h, &[b, 128, 4, 4])?;
     for (i, cout) in [(0, 64), (3, 32)] {
         h = nn::conv_transpose2d(g, &format!("decoder.{i}"), h, cout, 4, 2, 1, true, WeightInit::Default)?;
-        h = nn::batchnorm(g, &format!("decoder.{}", i + 1), h, training, WeightInit::Default)?;
-        h = nn::act(g, h, Activation::Relu);
+        h = nn::batchnorm_act(g, &format!("decoder.{}", i + 1), h, training, WeightInit::Default, BnAct::Relu)?;
     }
     let h = nn::conv_transpose2d(g, "decoder.6", h, channels, 4, 2, 1, true, WeightInit::Default)?;
     Ok(nn::act(g, h, Activation::Sigmoid))

@@ -3,6 +3,7 @@
 use anyhow::{bail, Result};
 
 use crate::graph::{Graph, Init, Op, TensorId};
+use crate::ops::batchnorm::BnAct;
 use crate::ops::elementwise::Activation;
 use crate::ops::gather::GatherShape;
 use crate::ops::loss::BceReduction;
@@ -138,6 +139,19 @@ pub fn batchnorm(
     mode: impl Into<BnMode>,
     init: WeightInit,
 ) -> Result<TensorId> {
+    batchnorm_act(g, prefix, x, mode, init, BnAct::Identity)
+}
+
+/// `batchnorm` followed by a ReLU or LeakyReLU, computed by the batchnorm kernels (the pre-activation
+/// tensor never exists).
+pub fn batchnorm_act(
+    g: &mut Graph,
+    prefix: &str,
+    x: TensorId,
+    mode: impl Into<BnMode>,
+    init: WeightInit,
+    act: BnAct,
+) -> Result<TensorId> {
     let mode = mode.into();
     let s = g.shape(x).to_vec();
     let (n, c, h, w) = match s[..] {
@@ -164,9 +178,9 @@ pub fn batchnorm(
     let y = g.transient(&format!("{prefix}.out"), &s);
     if mode != BnMode::Eval {
         let saved = g.transient(&format!("{prefix}.saved"), &[2 * c]);
-        g.push(Op::BatchNorm(shape), vec![x, gamma, beta, rm, rv], vec![y, saved]);
+        g.push(Op::BatchNorm(shape, act), vec![x, gamma, beta, rm, rv], vec![y, saved]);
     } else {
-        g.push(Op::BatchNormEval(shape), vec![x, gamma, beta, rm, rv], vec![y]);
+        g.push(Op::BatchNormEval(shape, act), vec![x, gamma, beta, rm, rv], vec![y]);
     }
     Ok(y)
 }

@@ -19,6 +19,62 @@ pub const MOMENTUM: f32 = 0.1;
 const RWG: u32 = 64;
 const EWG: u32 = 256;
 
+/// An activation applied to the normalised output by the batchnorm kernels themselves, saving a
+/// separate pass over the tensor forward and backward. Only activations whose derivative follows from
+/// the sign of their output qualify: the backward reads it from y.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub enum BnAct {
+    #[default]
+    Identity,
+    Relu,
+    LeakyRelu(f32),
+}
+
+impl BnAct {
+    fn code_and_slope(self) -> (usize, f32) {
+        match self {
+            BnAct::Identity => (0, 0.0),
+            BnAct::Relu => (1, 0.0),
+            BnAct::LeakyRelu(a) => (2, a),
+        }
+    }
+
+    pub fn cpu(self, v: f64) -> f64 {
+        match self {
+            BnAct::Identity => v,
+            BnAct::Relu => v.max(0.0),
+            BnAct::LeakyRelu(a) => {
+                if v > 0.0 {
+                    v
+                } else {
+                    a as f64 * v
+                }
+            }
+        }
+    }
+
+    /// dy through the activation, given its output y.
+    pub fn cpu_grad(self, dy: f64, y: f64) -> f64 {
+        match self {
+            BnAct::Identity => dy,
+            BnAct::Relu => {
+                if y > 0.0 {
+                    dy
+                } else {
+                    0.0
+                }
+            }
+            BnAct::LeakyRelu(a) => {
+                if y > 0.0 {
+                    dy
+                } else {
+                    a as f64 * dy
+                }
+            }
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BatchNormShape {
     pub n: usize,
@@ -44,12 +100,14 @@ impl BatchNormShape {
         elements(op, &[self.n, self.c, self.h, self.w])
     }
 
-    fn params(&self) -> Vec<u32> {
-        Params::new().u(self.n).u(self.c).u(self.hw()).u(self.c * self.hw()).f(EPS).f(MOMENTUM).words()
+    fn params(&self, act: BnAct) -> Vec<u32> {
+        let (code, slope) = act.code_and_slope();
+        Params::new().u(self.n).u(self.c).u(self.hw()).u(self.c * self.hw()).f(EPS).f(MOMENTUM).u(code).f(slope).words()
     }
 
     fn call(
         &self,
+        act: BnAct,
         entry: &'static str,
         operands: Vec<usize>,
         per_channel: bool,
@@ -60,7 +118,7 @@ impl BatchNormShape {
         Ok(KernelCall {
             family: Family::Batchnorm,
             entry,
-            params: self.params(),
+            params: self.params(act),
             operands,
             workgroups,
             flops: flops_per_elem * self.numel() as f64,
@@ -68,10 +126,10 @@ impl BatchNormShape {
     }
 }
 
-/// Training forward. Operands: `[x, gamma, beta, running_mean, running_var, saved, y]`
+/// Training forward, y = act(batchnorm(x)). Operands: `[x, gamma, beta, running_mean, running_var, saved, y]`
 /// (x, y: [N, C, H, W]; gamma, beta, running_*: [C]; saved: [2·C]). Writes saved and y, and
 /// updates running_mean and running_var in place. Two dispatches: per-channel statistics, then apply.
-pub fn train_forward(s: &BatchNormShape) -> Result<Vec<KernelCall>> {
+pub fn train_forward(s: &BatchNormShape, act: BnAct) -> Result<Vec<KernelCall>> {
     let op = "batchnorm_forward";
     s.check(op)?;
     if s.per_channel() < 2 {
@@ -79,26 +137,28 @@ pub fn train_forward(s: &BatchNormShape) -> Result<Vec<KernelCall>> {
         bail!("{op}: training needs more than 1 value per channel, got N·H·W = {}", s.per_channel());
     }
     Ok(vec![
-        s.call("batchnorm_stats", vec![0, 3, 4, 5], true, 4.0)?,
-        s.call("batchnorm_forward", vec![0, 1, 2, 5, 6], false, 4.0)?,
+        s.call(act, "batchnorm_stats", vec![0, 3, 4, 5], true, 4.0)?,
+        s.call(act, "batchnorm_forward", vec![0, 1, 2, 5, 6], false, 4.0)?,
     ])
 }
 
-/// Evaluation forward with the running statistics. Operands: `[x, gamma, beta, running_mean, running_var, y]`.
-pub fn eval_forward(s: &BatchNormShape) -> Result<Vec<KernelCall>> {
+/// Evaluation forward with the running statistics, y = act(batchnorm(x)).
+/// Operands: `[x, gamma, beta, running_mean, running_var, y]`.
+pub fn eval_forward(s: &BatchNormShape, act: BnAct) -> Result<Vec<KernelCall>> {
     let op = "batchnorm_eval_forward";
     s.check(op)?;
-    Ok(vec![s.call(op, vec![0, 1, 2, 3, 4, 5], false, 5.0)?])
+    Ok(vec![s.call(act, op, vec![0, 1, 2, 3, 4, 5], false, 5.0)?])
 }
 
-/// Backward of the training forward. Operands: `[x, dy, gamma, saved, dgamma, dbeta, dx]`.
-/// Writes (does not accumulate) dgamma, dbeta and dx. Two dispatches: the per-channel sums into
-/// dgamma/dbeta, then dx, which reads them back.
-pub fn backward(s: &BatchNormShape) -> Result<Vec<KernelCall>> {
+/// Backward of the training forward. Operands: `[x, dy, gamma, saved, dgamma, dbeta, dx, y]`, y being
+/// the forward's output (read only for the activation's derivative). Writes (does not accumulate)
+/// dgamma, dbeta and dx. Two dispatches: the per-channel sums into dgamma/dbeta, then dx, which reads
+/// them back.
+pub fn backward(s: &BatchNormShape, act: BnAct) -> Result<Vec<KernelCall>> {
     s.check("batchnorm_backward")?;
     Ok(vec![
-        s.call("batchnorm_backward_gamma_beta", vec![0, 1, 3, 4, 5], true, 4.0)?,
-        s.call("batchnorm_backward_input", vec![0, 1, 2, 3, 4, 5, 6], false, 9.0)?,
+        s.call(act, "batchnorm_backward_gamma_beta", vec![0, 1, 3, 4, 5, 7], true, 4.0)?,
+        s.call(act, "batchnorm_backward_input", vec![0, 1, 2, 3, 4, 5, 6, 7], false, 9.0)?,
     ])
 }
 
@@ -140,14 +200,20 @@ pub fn cpu_stats(x: &[f64], s: &BatchNormShape) -> (Vec<f64>, Vec<f64>) {
     (mean, var)
 }
 
-fn apply(x: &[f64], s: &BatchNormShape, gamma: &[f64], beta: &[f64], mean: &[f64], var: &[f64]) -> Vec<f64> {
+struct Affine<'a> {
+    gamma: &'a [f64],
+    beta: &'a [f64],
+    act: BnAct,
+}
+
+fn apply(x: &[f64], s: &BatchNormShape, a: Affine<'_>, mean: &[f64], var: &[f64]) -> Vec<f64> {
     let mut y = vec![0.0; x.len()];
     for b in 0..s.n {
         for ch in 0..s.c {
             let inv_std = 1.0 / (var[ch] + EPS as f64).sqrt();
             for sp in 0..s.hw() {
                 let i = index(s, b, ch, sp);
-                y[i] = gamma[ch] * (x[i] - mean[ch]) * inv_std + beta[ch];
+                y[i] = a.act.cpu(a.gamma[ch] * (x[i] - mean[ch]) * inv_std + a.beta[ch]);
             }
         }
     }
@@ -156,34 +222,45 @@ fn apply(x: &[f64], s: &BatchNormShape, gamma: &[f64], beta: &[f64], mean: &[f64
 
 pub fn cpu_train_forward(
     x: &[f64],
-    gamma: &[f64],
-    beta: &[f64],
+    (gamma, beta): (&[f64], &[f64]),
     running_mean: &[f64],
     running_var: &[f64],
     s: &BatchNormShape,
+    act: BnAct,
 ) -> TrainForward {
     let (mean, var) = cpu_stats(x, s);
     let m = s.per_channel() as f64;
     let mom = MOMENTUM as f64;
     let running_mean = running_mean.iter().zip(&mean).map(|(r, b)| (1.0 - mom) * r + mom * b).collect();
     let running_var = running_var.iter().zip(&var).map(|(r, v)| (1.0 - mom) * r + mom * v * m / (m - 1.0)).collect();
-    let y = apply(x, s, gamma, beta, &mean, &var);
+    let y = apply(x, s, Affine { gamma, beta, act }, &mean, &var);
     TrainForward { y, mean, var, running_mean, running_var }
 }
 
 pub fn cpu_eval_forward(
     x: &[f64],
-    gamma: &[f64],
-    beta: &[f64],
+    (gamma, beta): (&[f64], &[f64]),
     running_mean: &[f64],
     running_var: &[f64],
     s: &BatchNormShape,
+    act: BnAct,
 ) -> Vec<f64> {
-    apply(x, s, gamma, beta, running_mean, running_var)
+    apply(x, s, Affine { gamma, beta, act }, running_mean, running_var)
 }
 
 /// Gradients of the training forward (batch statistics recomputed from x): (dx, dgamma, dbeta).
-pub fn cpu_backward(x: &[f64], dy: &[f64], gamma: &[f64], s: &BatchNormShape) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+/// With an activation, `y` is the forward's output it reads the derivative from (unused otherwise).
+pub fn cpu_backward(
+    x: &[f64],
+    dy: &[f64],
+    gamma: &[f64],
+    s: &BatchNormShape,
+    (act, y): (BnAct, &[f64]),
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let dy: Vec<f64> = match act {
+        BnAct::Identity => dy.to_vec(),
+        _ => dy.iter().zip(y).map(|(&d, &y)| act.cpu_grad(d, y)).collect(),
+    };
     let (mean, var) = cpu_stats(x, s);
     let m = s.per_channel() as f64;
     let inv_std: Vec<f64> = var.iter().map(|v| 1.0 / (v + EPS as f64).sqrt()).collect();

@@ -70,7 +70,7 @@ struct BenchArgs {
 enum TrainCmd {
     /// The convolutional VAE (Fashion-MNIST, 1×32×32).
     Vae(TrainVae),
-    /// The DCGAN (Fashion-MNIST, 1×32×32 in [−1, 1]); defaults: 5 epochs, lr 2e-4, latent 100.
+    /// The DCGAN (Fashion-MNIST, 1×32×32 in [−1, 1]).
     Gan(TrainGan),
     /// The Fashion-MNIST classifier whose features score the GAN (IS, FID); default 3 epochs.
     Classifier(TrainVae),
@@ -120,16 +120,16 @@ enum SampleCmd {
 /// `train vae --resume F` alone continues the run it came from.
 #[derive(Args)]
 struct TrainVae {
-    /// Total epochs [default: 10].
+    /// Total epochs [default: vae 10, gan 5, classifier 3].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     epochs: Option<u64>,
     /// Images per step [default: 128].
     #[arg(long)]
     batch_size: Option<usize>,
-    /// Adam learning rate [default: 1e-3].
+    /// Adam learning rate [default: gan 2e-4, otherwise 1e-3].
     #[arg(long)]
     lr: Option<f32>,
-    /// Latent dimensions [default: 32].
+    /// Latent dimensions [default: vae 32, gan 100].
     #[arg(long)]
     latent: Option<usize>,
     /// Seed of initialisation, shuffling and noise [default: 0].
@@ -139,7 +139,7 @@ struct TrainVae {
     /// embedded subset].
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
-    /// Run directory [default: runs/vae-<timestamp>, or the resumed checkpoint's run].
+    /// Run directory [default: runs/<model>-<timestamp>, or the resumed checkpoint's run].
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Stop once the global step reaches N (for smoke tests).

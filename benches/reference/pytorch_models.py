@@ -120,7 +120,7 @@ def time_steps(batch):
               f"{torch.get_num_threads()} threads")
 
 
-def train_vae(seed, epochs, batch):
+def train_vae(seed, epochs, batch, log_every):
     torch.manual_seed(seed)
     train = idx_images(f"{DATA}/train-images-idx3-ubyte.gz")
     test = idx_images(f"{DATA}/t10k-images-idx3-ubyte.gz")
@@ -138,6 +138,9 @@ def train_vae(seed, epochs, batch):
             recon, kl = vae_loss(p, x, mu, logvar)
             (recon + kl).backward()
             opt.step()
+            if log_every and (s + 1) % log_every == 0:
+                print(f"  step {s + 1}: loss {recon.item() + kl.item():.2f} (recon {recon.item():.2f}, "
+                      f"KL {kl.item():.2f})", flush=True)
         vae.eval()
         tot = np.zeros(2)
         with torch.no_grad():
@@ -157,8 +160,9 @@ if __name__ == "__main__":
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--log-every", type=int, default=0, help="print the training loss every N steps")
     a = ap.parse_args()
     if a.what == "time":
         time_steps(a.batch)
     else:
-        train_vae(a.seed, a.epochs, a.batch)
+        train_vae(a.seed, a.epochs, a.batch, a.log_every)

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -154,6 +155,9 @@ struct TrainVae {
     /// Plain log lines instead of a progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Also write checkpoints/last.safetensors every M minutes within an epoch; 0: at epoch ends only.
+    #[arg(long, value_name = "M", default_value_t = 10.0)]
+    checkpoint_minutes: f64,
 }
 
 #[derive(Args)]
@@ -329,6 +333,10 @@ fn train_model(
     gpu: impl Fn() -> Result<Gpu>,
     build: impl FnOnce(&Gpu, &Dataset) -> Result<Box<dyn TrainableModel>>,
 ) -> Result<()> {
+    if !(a.checkpoint_minutes.is_finite() && a.checkpoint_minutes >= 0.0) {
+        bail!("--checkpoint-minutes must be a number of minutes ≥ 0, got {}", a.checkpoint_minutes);
+    }
+    let checkpoint_every = (a.checkpoint_minutes > 0.0).then(|| Duration::from_secs_f64(a.checkpoint_minutes * 60.0));
     let epochs = a.epochs.or(from.get("epochs").and_then(Value::as_u64)).unwrap_or(default_epochs);
     let data_dir = a.data.clone().or(from.get("data").and_then(Value::as_str).map(PathBuf::from));
     let data = Dataset::load(data_dir.as_deref())?;
@@ -350,6 +358,7 @@ fn train_model(
     run::install_interrupt_handler(stop.clone())?;
     let opts = RunOptions {
         epochs,
+        checkpoint_every,
         max_steps: a.max_steps,
         out: a.out,
         quiet: a.quiet,

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Result};
 use gputrain::runtime::Gpu;
@@ -35,6 +36,8 @@ struct Fake {
     nan_weights_at: Option<u64>,
     /// Sets the flag after this step, as Ctrl-C would during it.
     stop_at: Option<(u64, Arc<AtomicBool>)>,
+    /// Records, at each step, the step of this checkpoint (0 while there is none).
+    watch: Option<(PathBuf, Vec<i64>)>,
 }
 
 impl Fake {
@@ -74,6 +77,9 @@ impl TrainableModel for Fake {
     fn step(&mut self, _gpu: &Gpu, log: bool) -> Result<()> {
         if self.perm.len() != SPE {
             bail!("step before start_epoch");
+        }
+        if let Some((path, seen)) = &mut self.watch {
+            seen.push(if path.exists() { tensors(path).2 } else { 0 });
         }
         let x = (self.perm[self.step as usize % SPE] + 1) as f32 / SPE as f32;
         for i in 0..PARAMS {
@@ -270,6 +276,25 @@ fn max_steps_stops_mid_epoch_with_eval_images_and_checkpoint() {
     // A partial epoch gets no epoch checkpoint: epoch_002 will mean the whole epoch.
     assert!(!out.join("checkpoints/epoch_002.safetensors").exists());
     assert_eq!(tensors(&out.join("checkpoints/last.safetensors")).2, 10);
+}
+
+#[test]
+fn checkpoints_are_written_within_an_epoch_when_due() {
+    let tmp = tempfile::tempdir().unwrap();
+    let last = |out: &Path| out.join("checkpoints/last.safetensors");
+    // Due after every step: each step finds the previous one saved.
+    let out = tmp.path().join("every");
+    let mut f = Fake { watch: Some((last(&out), Vec::new())), ..Fake::new() };
+    let o = RunOptions { checkpoint_every: Some(Duration::ZERO), max_steps: Some(10), ..opts(&out, 3) };
+    run::train(common::gpu(), &mut f, &o).unwrap();
+    assert_eq!(f.watch.unwrap().1, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    assert_eq!(tensors(&last(&out)).2, 10);
+    // Never due: only epoch ends (step 7) and the stop write one.
+    let out = tmp.path().join("epochs");
+    let mut f = Fake { watch: Some((last(&out), Vec::new())), ..Fake::new() };
+    let o = RunOptions { checkpoint_every: None, max_steps: Some(10), ..opts(&out, 3) };
+    run::train(common::gpu(), &mut f, &o).unwrap();
+    assert_eq!(f.watch.unwrap().1, [0, 0, 0, 0, 0, 0, 0, 7, 7, 7]);
 }
 
 #[test]

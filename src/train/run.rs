@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
@@ -43,6 +43,10 @@ pub struct RunOptions {
     pub settings: serde_json::Value,
     /// Set (by the Ctrl-C handler) to stop after the current step with a checkpoint.
     pub stop: Arc<AtomicBool>,
+    /// Also write `last.safetensors` when this much time has passed since the last checkpoint, so a
+    /// crash in an hour-long epoch (a GAN on the software adapter) loses minutes, not the epoch.
+    /// None: at epoch ends only.
+    pub checkpoint_every: Option<Duration>,
 }
 
 impl Default for RunOptions {
@@ -56,6 +60,7 @@ impl Default for RunOptions {
             resume: None,
             settings: serde_json::Value::Null,
             stop: Arc::new(AtomicBool::new(false)),
+            checkpoint_every: Some(Duration::from_secs(600)),
         }
     }
 }
@@ -145,6 +150,7 @@ pub fn train(gpu: &Gpu, model: &mut dyn TrainableModel, opts: &RunOptions) -> Re
         logs,
         reported: start,
         last_arrival: Instant::now(),
+        last_saved: Instant::now(),
         last_good: resume.as_ref().map(|c| (c.path().to_path_buf(), start)),
         last_eval: None,
     };
@@ -203,6 +209,8 @@ struct Run<'a> {
     reported: u64,
     /// Time of the last poll that brought reports, for images/s.
     last_arrival: Instant,
+    /// When the last checkpoint was written (or the run started), for `checkpoint_every`.
+    last_saved: Instant,
     last_good: Option<(PathBuf, u64)>,
     last_eval: Option<Evaluation>,
 }
@@ -272,6 +280,13 @@ impl Run<'_> {
                 if self.opts.stop.load(Ordering::SeqCst) {
                     interrupted = true;
                     break;
+                }
+                if self.opts.checkpoint_every.is_some_and(|every| self.last_saved.elapsed() >= every)
+                    && self.step < epoch_end
+                {
+                    // metrics.csv catches up first, so the run directory agrees with the checkpoint.
+                    self.collect(true)?;
+                    self.save_checkpoint(None)?;
                 }
             }
             self.collect(true)?;
@@ -420,6 +435,7 @@ impl Run<'_> {
         let last = dir.join("last.safetensors");
         checkpoint::save(&last, &tensors, &meta)?;
         self.last_good = Some((last.clone(), self.step));
+        self.last_saved = Instant::now();
         Ok(last)
     }
 }

@@ -7,6 +7,7 @@
 
 use anyhow::{bail, Result};
 
+use super::elementwise::{self, Activation};
 use super::{elements, nonzero};
 use crate::runtime::kernels::{grid, KernelCall, Params};
 use crate::runtime::Family;
@@ -39,38 +40,12 @@ impl BnAct {
         }
     }
 
-    pub fn cpu(self, v: f64) -> f64 {
+    /// The same activation as a separate op (for the CPU references).
+    pub fn activation(self) -> Option<Activation> {
         match self {
-            BnAct::Identity => v,
-            BnAct::Relu => v.max(0.0),
-            BnAct::LeakyRelu(a) => {
-                if v > 0.0 {
-                    v
-                } else {
-                    a as f64 * v
-                }
-            }
-        }
-    }
-
-    /// dy through the activation, given its output y.
-    pub fn cpu_grad(self, dy: f64, y: f64) -> f64 {
-        match self {
-            BnAct::Identity => dy,
-            BnAct::Relu => {
-                if y > 0.0 {
-                    dy
-                } else {
-                    0.0
-                }
-            }
-            BnAct::LeakyRelu(a) => {
-                if y > 0.0 {
-                    dy
-                } else {
-                    a as f64 * dy
-                }
-            }
+            BnAct::Identity => None,
+            BnAct::Relu => Some(Activation::Relu),
+            BnAct::LeakyRelu(a) => Some(Activation::LeakyRelu(a)),
         }
     }
 }
@@ -213,11 +188,14 @@ fn apply(x: &[f64], s: &BatchNormShape, a: Affine<'_>, mean: &[f64], var: &[f64]
             let inv_std = 1.0 / (var[ch] + EPS as f64).sqrt();
             for sp in 0..s.hw() {
                 let i = index(s, b, ch, sp);
-                y[i] = a.act.cpu(a.gamma[ch] * (x[i] - mean[ch]) * inv_std + a.beta[ch]);
+                y[i] = a.gamma[ch] * (x[i] - mean[ch]) * inv_std + a.beta[ch];
             }
         }
     }
-    y
+    match a.act.activation() {
+        Some(act) => elementwise::cpu_forward(act, &y),
+        None => y,
+    }
 }
 
 pub fn cpu_train_forward(
@@ -257,9 +235,9 @@ pub fn cpu_backward(
     s: &BatchNormShape,
     (act, y): (BnAct, &[f64]),
 ) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
-    let dy: Vec<f64> = match act {
-        BnAct::Identity => dy.to_vec(),
-        _ => dy.iter().zip(y).map(|(&d, &y)| act.cpu_grad(d, y)).collect(),
+    let dy = match act.activation() {
+        Some(a) => elementwise::cpu_backward(a, y, dy),
+        None => dy.to_vec(),
     };
     let (mean, var) = cpu_stats(x, s);
     let m = s.per_channel() as f64;

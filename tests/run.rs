@@ -471,6 +471,15 @@ fn cli_refuses_bad_input_with_one_clear_line() {
         ),
         (&["sample", "vae", "--checkpoint", "x", "--n", "65"], "error: --n 65: must be between 1 and 64"),
         (&["train", "vae", "--resume", "gone.safetensors"], "error: --resume: reading checkpoint gone.safetensors"),
+        // Refused before the dataset is looked at: the data directory does not exist either.
+        (
+            &["train", "gan", "--checkpoint-minutes=-1", "--data", "nowhere"],
+            "error: --checkpoint-minutes must be a number of minutes ≥ 0, got -1",
+        ),
+        (
+            &["train", "vae", "--checkpoint-minutes", "NaN"],
+            "error: --checkpoint-minutes must be a number of minutes ≥ 0",
+        ),
     ] {
         let (code, _, err) = cli(args, dir);
         assert_eq!(code, 1, "{args:?}: {err}");

@@ -6,7 +6,6 @@ mod common;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
 
 use gputrain::data::Dataset;
 use gputrain::models::gan::{diversity, Arch, Gan, GanConfig};
@@ -105,15 +104,7 @@ fn the_discriminator_learns_a_fixed_real_fake_problem() {
 }
 
 fn opts(out: &Path, epochs: u64) -> RunOptions {
-    RunOptions {
-        epochs,
-        out: Some(out.to_path_buf()),
-        quiet: true,
-        log_every: 2,
-        settings: serde_json::json!({"model": "gan"}),
-        stop: Arc::new(false.into()),
-        ..Default::default()
-    }
+    common::run_opts(out, epochs, "gan")
 }
 
 #[test]

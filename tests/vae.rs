@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::Path;
-use std::sync::Arc;
 
 use gputrain::data::{Dataset, Split};
 use gputrain::models::vae::{Vae, VaeConfig};
@@ -26,15 +25,7 @@ fn cfg() -> VaeConfig {
 }
 
 fn opts(out: &Path, epochs: u64) -> RunOptions {
-    RunOptions {
-        epochs,
-        out: Some(out.to_path_buf()),
-        quiet: true,
-        log_every: 2,
-        settings: serde_json::json!({"model": "vae"}),
-        stop: Arc::new(false.into()),
-        ..Default::default()
-    }
+    common::run_opts(out, epochs, "vae")
 }
 
 fn model() -> Vae {

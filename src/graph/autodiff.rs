@@ -65,6 +65,24 @@ impl<'a> GradCtx<'a> {
         GradTarget { write: g, accumulate_into: None }
     }
 
+    /// If `t` needs a gradient: emits `calls` over `args` followed by the tensor receiving it, and
+    /// completes it (the form of every op whose gradients each come from their own kernels).
+    pub fn grad_into(
+        &mut self,
+        t: TensorId,
+        args: &[TensorId],
+        calls: impl FnOnce() -> Result<Vec<KernelCall>>,
+    ) -> Result<()> {
+        if !self.needs(t) {
+            return Ok(());
+        }
+        let target = self.target(t);
+        let mut args = args.to_vec();
+        args.push(target.write);
+        self.emit(calls()?, args);
+        self.finish(target)
+    }
+
     /// Completes a gradient written through `target`.
     pub fn finish(&mut self, t: GradTarget) -> Result<()> {
         if let Some(acc) = t.accumulate_into {

@@ -114,38 +114,18 @@ impl Op {
             }
             Op::Conv2d(s, bias) => {
                 let Some(dy) = ctx.grad(o[0]) else { return Ok(()) };
-                if ctx.needs(i[0]) {
-                    let t = ctx.target(i[0]);
-                    ctx.emit(conv::backward_input(s)?, vec![dy, i[1], t.write]);
-                    ctx.finish(t)?;
-                }
-                if ctx.needs(i[1]) {
-                    let t = ctx.target(i[1]);
-                    ctx.emit(conv::backward_weight(s)?, vec![i[0], dy, t.write]);
-                    ctx.finish(t)?;
-                }
-                if *bias && ctx.needs(i[2]) {
-                    let t = ctx.target(i[2]);
-                    ctx.emit(conv::bias_grad(s.batch, s.cout, s.out_h(), s.out_w())?, vec![dy, t.write]);
-                    ctx.finish(t)?;
+                ctx.grad_into(i[0], &[dy, i[1]], || conv::backward_input(s))?;
+                ctx.grad_into(i[1], &[i[0], dy], || conv::backward_weight(s))?;
+                if *bias {
+                    ctx.grad_into(i[2], &[dy], || conv::bias_grad(s.batch, s.cout, s.out_h(), s.out_w()))?;
                 }
             }
             Op::ConvT2d(s, bias) => {
                 let Some(dy) = ctx.grad(o[0]) else { return Ok(()) };
-                if ctx.needs(i[0]) {
-                    let t = ctx.target(i[0]);
-                    ctx.emit(conv_transpose::backward_input(s)?, vec![dy, i[1], t.write]);
-                    ctx.finish(t)?;
-                }
-                if ctx.needs(i[1]) {
-                    let t = ctx.target(i[1]);
-                    ctx.emit(conv_transpose::backward_weight(s)?, vec![i[0], dy, t.write]);
-                    ctx.finish(t)?;
-                }
-                if *bias && ctx.needs(i[2]) {
-                    let t = ctx.target(i[2]);
-                    ctx.emit(conv::bias_grad(s.batch, s.cout, s.out_h(), s.out_w())?, vec![dy, t.write]);
-                    ctx.finish(t)?;
+                ctx.grad_into(i[0], &[dy, i[1]], || conv_transpose::backward_input(s))?;
+                ctx.grad_into(i[1], &[i[0], dy], || conv_transpose::backward_weight(s))?;
+                if *bias {
+                    ctx.grad_into(i[2], &[dy], || conv::bias_grad(s.batch, s.cout, s.out_h(), s.out_w()))?;
                 }
             }
             Op::BatchNorm(s, a) => {
@@ -163,38 +143,17 @@ impl Op {
             }
             Op::Linear { batch, inp, out } => {
                 let Some(dy) = ctx.grad(o[0]) else { return Ok(()) };
-                if ctx.needs(i[0]) {
-                    let t = ctx.target(i[0]);
-                    ctx.emit(matmul::linear_backward_input(*batch, *inp, *out, false)?, vec![dy, i[1], t.write]);
-                    ctx.finish(t)?;
-                }
-                if ctx.needs(i[1]) {
-                    let t = ctx.target(i[1]);
-                    ctx.emit(matmul::linear_backward_weight(*batch, *inp, *out, false)?, vec![dy, i[0], t.write]);
-                    ctx.finish(t)?;
-                }
-                if ctx.needs(i[2]) {
-                    let t = ctx.target(i[2]);
-                    ctx.emit(matmul::linear_backward_bias(*batch, *out, false)?, vec![dy, t.write]);
-                    ctx.finish(t)?;
-                }
+                let (b, n, m) = (*batch, *inp, *out);
+                ctx.grad_into(i[0], &[dy, i[1]], || matmul::linear_backward_input(b, n, m, false))?;
+                ctx.grad_into(i[1], &[dy, i[0]], || matmul::linear_backward_weight(b, n, m, false))?;
+                ctx.grad_into(i[2], &[dy], || matmul::linear_backward_bias(b, m, false))?;
             }
             // Losses are differentiated with unit weight: the total loss is their plain sum.
             Op::Bce { batch, per_item, reduction } => {
-                if !ctx.needs(i[0]) {
-                    return Ok(());
-                }
-                let t = ctx.target(i[0]);
-                ctx.emit(loss::bce_backward(*batch, *per_item, *reduction, 1.0, false)?, vec![i[0], i[1], t.write]);
-                ctx.finish(t)?;
+                ctx.grad_into(i[0], &[i[0], i[1]], || loss::bce_backward(*batch, *per_item, *reduction, 1.0, false))?;
             }
             Op::Xent { rows, classes } => {
-                if !ctx.needs(i[0]) {
-                    return Ok(());
-                }
-                let t = ctx.target(i[0]);
-                ctx.emit(loss::xent_backward(*rows, *classes, false)?, vec![i[0], i[1], t.write]);
-                ctx.finish(t)?;
+                ctx.grad_into(i[0], &[i[0], i[1]], || loss::xent_backward(*rows, *classes, false))?;
             }
             Op::Kl { batch, z } => {
                 let (write, targets) = ctx.targets_or_scratch(&[i[0], i[1]]);

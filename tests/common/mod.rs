@@ -127,6 +127,18 @@ pub fn cli(bin: &str, args: &[&str], cwd: &std::path::Path) -> (i32, String, Str
 }
 
 /// The error line, ignoring the loader's own noise (e.g. Mesa's XDG_RUNTIME_DIR complaint).
+/// Options for a model's training-run tests: quiet, losses read back every 2 steps, into `out`.
+pub fn run_opts(out: &std::path::Path, epochs: u64, model: &str) -> gputrain::train::run::RunOptions {
+    gputrain::train::run::RunOptions {
+        epochs,
+        out: Some(out.to_path_buf()),
+        quiet: true,
+        log_every: 2,
+        settings: serde_json::json!({ "model": model }),
+        ..Default::default()
+    }
+}
+
 pub fn error_line(stderr: &str) -> &str {
     stderr.lines().find(|l| l.starts_with("error:")).unwrap_or("")
 }

@@ -2,6 +2,9 @@
 
   python pytorch_models.py time            # ms per VAE and DCGAN training step, batch 128
   python pytorch_models.py vae --seed 0    # 1 epoch of the VAE on Fashion-MNIST, test -ELBO per epoch
+  python pytorch_models.py gan --seed 0 --like runs/gan-x/checkpoints/epoch_001.safetensors --save out.safetensors
+      # 1 epoch of the DCGAN; writes its weights into a copy of a gputrain checkpoint, so that
+      # `gputrain eval gan --checkpoint out.safetensors` scores PyTorch's generator with the same IS/FID
 
 The modules are the README's (DESIGN.md's); data, padding, loss and evaluation follow gputrain's:
 images padded from 28x28 to 32x32 with background, per-image BCE sum + KL averaged over the batch,
@@ -154,15 +157,81 @@ def train_vae(seed, epochs, batch, log_every):
               f"{time.perf_counter() - t0:.0f} s", flush=True)
 
 
+def dcgan_init(m):
+    # DESIGN.md's DCGAN initialisation: weights N(0, 0.02), batchnorm gamma N(1, 0.02), beta 0.
+    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+        nn.init.normal_(m.weight, 0.0, 0.02)
+    elif isinstance(m, nn.BatchNorm2d):
+        nn.init.normal_(m.weight, 1.0, 0.02)
+        nn.init.zeros_(m.bias)
+
+
+def train_gan(seed, epochs, batch, log_every, like, save):
+    torch.manual_seed(seed)
+    train = idx_images(f"{DATA}/train-images-idx3-ubyte.gz") * 2 - 1
+    g, d = dcgan()
+    g.apply(dcgan_init)
+    d.apply(dcgan_init)
+    og = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    od = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    ones, zeros = torch.ones(batch, 1, 1, 1), torch.zeros(batch, 1, 1, 1)
+    for epoch in range(1, epochs + 1):
+        t0 = time.perf_counter()
+        order = torch.randperm(len(train))
+        for s in range(len(train) // batch):
+            real = train[order[s * batch:(s + 1) * batch]]
+            z = torch.randn(batch, 100, 1, 1)
+            od.zero_grad()
+            fake = g(z)
+            d_real, d_fake = d(real), d(fake.detach())
+            loss_d = F.binary_cross_entropy(d_real, ones) + F.binary_cross_entropy(d_fake, zeros)
+            loss_d.backward()
+            od.step()
+            og.zero_grad()
+            loss_g = F.binary_cross_entropy(d(fake), ones)
+            loss_g.backward()
+            og.step()
+            if log_every and (s + 1) % log_every == 0:
+                print(f"  step {s + 1}: d_loss {loss_d.item():.4f} g_loss {loss_g.item():.4f} "
+                      f"d_x {d_real.mean().item():.4f} d_g_z {d_fake.mean().item():.4f}", flush=True)
+        print(f"seed {seed} epoch {epoch}: {time.perf_counter() - t0:.0f} s", flush=True)
+        if save:
+            save_gan(g, d, like, save.format(epoch=epoch))
+
+
+def save_gan(g, d, like, path):
+    """Writes G and D into a copy of the gputrain checkpoint `like`."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    # Everything gputrain's checkpoint holds (optimiser state, metadata) comes from `like`;
+    # the model tensors are replaced by PyTorch's, under the same state_dict names.
+    with safe_open(like, "pt") as f:
+        meta = f.metadata()
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    state = {f"generator.{k}": v for k, v in g.state_dict().items()}
+    state.update({f"discriminator.{k}": v for k, v in d.state_dict().items()})
+    for k, v in state.items():
+        assert k in tensors and tensors[k].shape == v.shape, k
+        tensors[k] = v.detach().contiguous()
+    save_file(tensors, path, metadata=meta)
+    print(f"wrote {path}")
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["time", "vae"])
+    ap.add_argument("what", choices=["time", "vae", "gan"])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--log-every", type=int, default=0, help="print the training loss every N steps")
+    ap.add_argument("--like", help="gan: a gputrain GAN checkpoint to copy the layout and metadata from")
+    ap.add_argument("--save", help="gan: where to write each epoch's weights as a gputrain checkpoint; "
+                    "{epoch} in the name is replaced by the epoch number")
     a = ap.parse_args()
     if a.what == "time":
         time_steps(a.batch)
+    elif a.what == "gan":
+        train_gan(a.seed, a.epochs, a.batch, a.log_every, a.like, a.save)
     else:
         train_vae(a.seed, a.epochs, a.batch, a.log_every)

@@ -8,6 +8,7 @@
 
 use anyhow::Result;
 use gputrain::ops::conv::{self, Conv2dShape};
+use gputrain::ops::conv_gemm;
 use gputrain::ops::conv_transpose::{self as convt, ConvTranspose2dShape};
 use gputrain::runtime::{BackendChoice, Gpu, KernelCall};
 
@@ -30,6 +31,40 @@ fn convt(cin: usize, cout: usize, hw: usize, k: usize, stride: usize, pad: usize
 type Pass = (&'static str, Vec<KernelCall>, Vec<usize>);
 
 fn passes(layer: &Layer) -> Result<(String, f64, Vec<Pass>)> {
+    let (name, flops, mut passes) = direct_passes(layer)?;
+    match layer {
+        Layer::Conv(s) => {
+            let [col, c] = conv_gemm::scratch_lens(s);
+            passes.push((
+                "forward gemm",
+                conv_gemm::forward(s, true, false)?,
+                vec![s.x_len(), s.w_len(), s.cout, col, c, s.y_len()],
+            ));
+            passes.push((
+                "bw_input gemm",
+                conv_gemm::backward_input(s, false, false)?,
+                vec![s.y_len(), s.w_len(), col, c, s.x_len()],
+            ));
+        }
+        Layer::ConvT(t) => {
+            let s = t.conv_view();
+            let [col, c] = conv_gemm::scratch_lens(&s);
+            passes.push((
+                "forward gemm",
+                conv_gemm::backward_input(&s, true, false)?,
+                vec![t.x_len(), t.w_len(), t.cout, col, c, t.y_len()],
+            ));
+            passes.push((
+                "bw_input gemm",
+                conv_gemm::forward(&s, false, false)?,
+                vec![t.y_len(), t.w_len(), col, c, t.x_len()],
+            ));
+        }
+    }
+    Ok((name, flops, passes))
+}
+
+fn direct_passes(layer: &Layer) -> Result<(String, f64, Vec<Pass>)> {
     Ok(match layer {
         Layer::Conv(s) => (
             format!("Conv({}→{},k{}s{}p{}) {}²", s.cin, s.cout, s.k, s.stride, s.pad, s.h),

@@ -272,6 +272,45 @@ fn conv_vae_in_miniature_matches_composed_cpu_references() {
     assert_close("bn.running_var", &b.p("bn.running_var"), &bn.running_var, 1e-6, 1e-4);
 }
 
+// Layers wide enough to run through the matmul lowering (ops::conv_gemm) on every pass the graph
+// records: conv forward and input gradient, and the transposed conv's forward and input gradient.
+const WIDE: Conv2dShape = Conv2dShape { batch: 2, cin: 64, cout: 256, h: 4, w: 4, k: 4, stride: 2, pad: 1 };
+const WIDE_T: ConvTranspose2dShape =
+    ConvTranspose2dShape { batch: 2, cin: 256, cout: 64, h: 2, w: 2, k: 4, stride: 2, pad: 1 };
+
+#[test]
+fn lowered_convolutions_match_composed_cpu_references() {
+    use gputrain::ops::conv_gemm;
+    assert!(conv_gemm::lowers_forward(&WIDE) && conv_gemm::lowers_backward_input(&WIDE));
+    assert!(conv_gemm::lowers_forward(&WIDE_T.conv_view()) && conv_gemm::lowers_backward_input(&WIDE_T.conv_view()));
+    // x → conv → tanh → conv-transpose → conv-transpose's bias → tanh → Σ; x needs a gradient too
+    // (it is a parameter here), so every input-gradient path runs.
+    let mut g = Graph::new();
+    let x = g.param("x", &[2, 64, 4, 4], gputrain::graph::Init::Uniform(1.0)).unwrap();
+    let h = nn::conv2d(&mut g, "c", x, 256, 4, 2, 1, false, WeightInit::Default).unwrap();
+    let h = nn::act(&mut g, h, Activation::Tanh);
+    let y = nn::conv_transpose2d(&mut g, "t", h, 64, 4, 2, 1, true, WeightInit::Default).unwrap();
+    let y = nn::act(&mut g, y, Activation::Tanh);
+    let loss = nn::sum_loss(&mut g, y);
+    g.add_loss("sum", loss);
+    let adam = AdamConfig { lr: 0.0, ..Default::default() };
+    let mut b = build(g, 3, &adam, &[]);
+    let l = b.step_losses()[0] as f64;
+    let (x, cw, tw, tb) = (b.p("x"), b.p("c.weight"), b.p("t.weight"), b.p("t.bias"));
+    let h = cpu_forward(Activation::Tanh, &conv::cpu_forward(&WIDE, &x, &cw, &[]));
+    let y = cpu_forward(Activation::Tanh, &conv_transpose::cpu_forward(&WIDE_T, &h, &tw, &tb));
+    let want: f64 = y.iter().sum();
+    // 2048 terms of magnitude ≤ 1 in f32: within 1e-4 absolute.
+    assert!((l - want).abs() < 1e-4 * (1.0 + want.abs()), "loss {l} vs {want}");
+    let dy = cpu_backward(Activation::Tanh, &y, &vec![1.0; y.len()]);
+    check("t.weight grad", &b.grad("t.weight"), &conv_transpose::cpu_backward_weight(&WIDE_T, &h, &dy));
+    check("t.bias grad", &b.grad("t.bias"), &conv_transpose::cpu_bias_grad(&WIDE_T, &dy));
+    let dh = cpu_backward(Activation::Tanh, &h, &conv_transpose::cpu_backward_input(&WIDE_T, &dy, &tw));
+    check("c.weight grad", &b.grad("c.weight"), &conv::cpu_backward_weight(&WIDE, &x, &dh));
+    check("x grad", &b.grad("x"), &conv::cpu_backward_input(&WIDE, &dh, &cw));
+    let _ = &b.graph;
+}
+
 #[test]
 fn liveness_planning_shares_memory_between_tensors() {
     // The mini VAE's plan packs activations and gradients into one arena far smaller than their sum.

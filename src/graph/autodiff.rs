@@ -149,9 +149,10 @@ fn requires_grad(graph: &Graph) -> Vec<bool> {
 }
 
 /// Forward dispatches of every node, in recording order.
-pub fn forward(graph: &Graph) -> Result<Vec<BoundCall>> {
+pub fn forward(graph: &mut Graph) -> Result<Vec<BoundCall>> {
     let mut steps = Vec::new();
-    for node in &graph.nodes {
+    let nodes = graph.nodes.clone();
+    for node in &nodes {
         for call in node.op.forward(graph, node)? {
             steps.push(call);
         }

@@ -6,6 +6,7 @@ use super::autodiff::GradCtx;
 use super::builder::{BoundCall, Graph, Node};
 use crate::ops::batchnorm::{self, BatchNormShape, BnAct};
 use crate::ops::conv::{self, Conv2dShape};
+use crate::ops::conv_gemm;
 use crate::ops::conv_transpose::{self, ConvTranspose2dShape};
 use crate::ops::elementwise::{self, Activation};
 use crate::ops::gather::{self, GatherShape};
@@ -64,7 +65,8 @@ impl Op {
         !matches!(self, Op::Gather(..) | Op::Random(..) | Op::Mean)
     }
 
-    pub fn forward(&self, g: &Graph, node: &Node) -> Result<Vec<BoundCall>> {
+    /// The op's dispatches; `g` gains the scratch tensors of ops lowered to the matmul.
+    pub fn forward(&self, g: &mut Graph, node: &Node) -> Result<Vec<BoundCall>> {
         let (i, o) = (&node.inputs, &node.outputs);
         Ok(match self {
             Op::View => vec![],
@@ -81,7 +83,15 @@ impl Op {
             Op::Kl { batch, z } => bind(loss::kl_forward(*batch, *z)?, vec![i[0], i[1], o[0]]),
             Op::Xent { rows, classes } => bind(loss::xent_forward(*rows, *classes)?, vec![i[0], i[1], o[0]]),
             Op::Reparam => bind(loss::reparam_forward(g.len(i[0]))?, vec![i[0], i[1], i[2], o[0]]),
+            Op::Conv2d(s, bias) if conv_gemm::lowers_forward(s) => {
+                let args = [&i[..], &scratch(g, s), &o[..1]].concat();
+                bind(conv_gemm::forward(s, *bias, false)?, args)
+            }
             Op::Conv2d(s, bias) => bind(conv::forward(s, *bias, false)?, with_out(i, o[0])),
+            Op::ConvT2d(s, bias) if conv_gemm::lowers_backward_input(&s.conv_view()) => {
+                let args = [&i[..], &scratch(g, &s.conv_view()), &o[..1]].concat();
+                bind(conv_transpose::forward_lowered(s, *bias, false)?, args)
+            }
             Op::ConvT2d(s, bias) => bind(conv_transpose::forward(s, *bias, false)?, with_out(i, o[0])),
             Op::BatchNorm(s, a) => {
                 bind(batchnorm::train_forward(s, *a)?, vec![i[0], i[1], i[2], i[3], i[4], o[1], o[0]])
@@ -114,7 +124,12 @@ impl Op {
             }
             Op::Conv2d(s, bias) => {
                 let Some(dy) = ctx.grad(o[0]) else { return Ok(()) };
-                ctx.grad_into(i[0], &[dy, i[1]], || conv::backward_input(s))?;
+                if conv_gemm::lowers_backward_input(s) {
+                    let args = [&[dy, i[1]], &scratch(ctx.graph, s)[..]].concat();
+                    ctx.grad_into(i[0], &args, || conv_gemm::backward_input(s, false, false))?;
+                } else {
+                    ctx.grad_into(i[0], &[dy, i[1]], || conv::backward_input(s))?;
+                }
                 ctx.grad_into(i[1], &[i[0], dy], || conv::backward_weight(s))?;
                 if *bias {
                     ctx.grad_into(i[2], &[dy], || conv::bias_grad(s.batch, s.cout, s.out_h(), s.out_w()))?;
@@ -122,7 +137,12 @@ impl Op {
             }
             Op::ConvT2d(s, bias) => {
                 let Some(dy) = ctx.grad(o[0]) else { return Ok(()) };
-                ctx.grad_into(i[0], &[dy, i[1]], || conv_transpose::backward_input(s))?;
+                if conv_gemm::lowers_forward(&s.conv_view()) {
+                    let args = [&[dy, i[1]], &scratch(ctx.graph, &s.conv_view())[..]].concat();
+                    ctx.grad_into(i[0], &args, || conv_transpose::backward_input_lowered(s))?;
+                } else {
+                    ctx.grad_into(i[0], &[dy, i[1]], || conv_transpose::backward_input(s))?;
+                }
                 ctx.grad_into(i[1], &[i[0], dy], || conv_transpose::backward_weight(s))?;
                 if *bias {
                     ctx.grad_into(i[2], &[dy], || conv::bias_grad(s.batch, s.cout, s.out_h(), s.out_w()))?;
@@ -171,6 +191,12 @@ impl Op {
         }
         Ok(())
     }
+}
+
+/// Scratch for a convolution lowered to the matmul (ops::conv_gemm), in its operand order. The
+/// planner overlaps scratch of different layers: each lives only across its op's three dispatches.
+fn scratch(g: &mut Graph, s: &Conv2dShape) -> [super::TensorId; 2] {
+    conv_gemm::scratch_lens(s).map(|n| g.transient("conv_gemm.scratch", &[n]))
 }
 
 /// Inputs followed by the output: the operand order of the conv and linear kernels.

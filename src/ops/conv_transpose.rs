@@ -15,6 +15,7 @@
 use anyhow::{bail, Result};
 
 use super::conv::{self, Conv2dShape};
+use super::conv_gemm;
 use super::nonzero;
 use crate::runtime::kernels::KernelCall;
 
@@ -125,6 +126,20 @@ pub fn forward(s: &ConvTranspose2dShape, bias: bool, accumulate: bool) -> Result
 }
 
 /// Operands: `[dy, w, dx]`; dx is overwritten.
+/// `forward` lowered to the matmul (ops::conv_gemm, where `conv_gemm::lowers_backward_input` holds
+/// for `conv_view`). Operands `[x, w, b, dcol, dyt, y]` with bias, `[x, w, dcol, dyt, y]` without.
+pub fn forward_lowered(s: &ConvTranspose2dShape, bias: bool, accumulate: bool) -> Result<Vec<KernelCall>> {
+    s.validate("conv_transpose2d_forward")?;
+    conv_gemm::backward_input(&s.conv_view(), bias, accumulate)
+}
+
+/// `backward_input` lowered to the matmul (where `conv_gemm::lowers_forward` holds for
+/// `conv_view`). Operands `[dy, w, col, c, dx]`.
+pub fn backward_input_lowered(s: &ConvTranspose2dShape) -> Result<Vec<KernelCall>> {
+    s.validate("conv_transpose2d_backward_input")?;
+    conv_gemm::forward(&s.conv_view(), false, false)
+}
+
 pub fn backward_input(s: &ConvTranspose2dShape) -> Result<Vec<KernelCall>> {
     backward_input_with(s, false)
 }

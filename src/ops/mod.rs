@@ -7,6 +7,7 @@
 pub mod adam;
 pub mod batchnorm;
 pub mod conv;
+pub mod conv_gemm;
 pub mod conv_transpose;
 pub mod elementwise;
 pub mod gather;

@@ -27,10 +27,11 @@ pub enum Family {
     Random,
     Gather,
     Pool,
+    ConvGemm,
 }
 
 impl Family {
-    pub const ALL: [Family; 10] = [
+    pub const ALL: [Family; 11] = [
         Family::Elementwise,
         Family::Matmul,
         Family::Conv,
@@ -41,6 +42,7 @@ impl Family {
         Family::Random,
         Family::Gather,
         Family::Pool,
+        Family::ConvGemm,
     ];
 
     pub fn name(self) -> &'static str {
@@ -55,6 +57,7 @@ impl Family {
             Family::Random => "random",
             Family::Gather => "gather",
             Family::Pool => "pool",
+            Family::ConvGemm => "conv_gemm",
         }
     }
 
@@ -70,6 +73,7 @@ impl Family {
             Family::Random => include_str!("../../shaders/random.wgsl"),
             Family::Gather => include_str!("../../shaders/gather.wgsl"),
             Family::Pool => include_str!("../../shaders/pool.wgsl"),
+            Family::ConvGemm => include_str!("../../shaders/conv_gemm.wgsl"),
         }
     }
 

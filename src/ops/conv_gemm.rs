@@ -1,0 +1,158 @@
+//! Convolution forward and input gradient lowered to the matmul: im2col (or col2im) plus one GEMM
+//! plus a swap of the first two dimensions (shaders/conv_gemm.wgsl).
+//!
+//! Why: on the software adapter the matmul runs at 14-16 GFLOP/s on these shapes while the direct
+//! conv kernels (ops::conv) reach 5-9 on the models' wide layers; moving each element of col once
+//! costs far less than the difference (benches/conv.rs lists both per layer). The price is scratch
+//! memory, `Cin·k²·N·OH·OW` floats for col, which the buffer planner shares between layers.
+//! Narrow layers (one input or output channel) stay on the direct kernels, which win there.
+//!
+//! Operand orders put the scratch tensors between the inputs and the output, so a gradient's target
+//! still comes last:
+//! - forward: `[x, w, b, col, c, y]` with bias, `[x, w, col, c, y]` without;
+//! - input gradient: `[dy, w, b, dcol, dyt, dx]` with bias, `[dy, w, dcol, dyt, dx]` without (the
+//!   bias form is the transposed convolution's forward pass).
+//!
+//! so that both passes take their scratch in `scratch_lens` order.
+
+use anyhow::{bail, Result};
+
+use super::conv::Conv2dShape;
+use super::elements;
+use super::matmul::{self, MatmulShape};
+use crate::runtime::kernels::{KernelCall, Params};
+use crate::runtime::Family;
+
+const HAS_BIAS: usize = 1;
+const ACCUMULATE: usize = 2;
+const WG: usize = 256;
+/// col beyond this many bytes stays on the direct kernels: the lowering is for the models' layers,
+/// not for shapes whose scratch would crowd out the rest of a step.
+const MAX_COL_BYTES: usize = 64 << 20;
+/// Which layers lower, from benches/conv.rs at batch 128 (ms, direct → lowered): the forward pass
+/// wins from 128 output channels and 1024-long dot products (Conv(64→128) 16²: 249 → 180,
+/// Conv(128→256) 8²: 248 → 154, Conv(64→128) 8²: 61 → 45) and loses below (Conv(32→64) 16²:
+/// 63 → 67); the input gradient, whose col2im gathers up to k² values per pixel, wins only from
+/// 256 output channels (Conv(128→256) 8²: 236 → 199; Conv(64→128) 16²: 237 → 218, but 61 → 65 at 8²).
+const FORWARD_MIN_COUT: usize = 128;
+const FORWARD_MIN_DOT: usize = 1024;
+const BACKWARD_MIN_COUT: usize = 256;
+
+/// Whether `s`'s forward pass runs through the matmul.
+pub fn lowers_forward(s: &Conv2dShape) -> bool {
+    s.cout >= FORWARD_MIN_COUT && s.cin * s.k * s.k >= FORWARD_MIN_DOT && fits(s)
+}
+
+/// Whether `s`'s input gradient runs through the matmul.
+pub fn lowers_backward_input(s: &Conv2dShape) -> bool {
+    s.cout >= BACKWARD_MIN_COUT && fits(s)
+}
+
+/// Workgroup rows of the 2-D grids (see `call`) and the largest index the shader's f32 division
+/// is exact for.
+const MAX_ROWS: usize = 65_535;
+const MAX_INDEX: usize = 1 << 24;
+
+fn fits(s: &Conv2dShape) -> bool {
+    col_len(s) * 4 <= MAX_COL_BYTES && fits_grids(s)
+}
+
+fn fits_grids(s: &Conv2dShape) -> bool {
+    let p = s.out_h() * s.out_w();
+    let rows_ok = [s.cin, s.batch * s.cin, s.batch, s.cout].iter().all(|&r| r <= MAX_ROWS);
+    let xs_ok =
+        [pixels(s), s.h * s.w, s.cout * p, s.batch * p, s.h + s.pad, s.w + s.pad].iter().all(|&x| x < MAX_INDEX);
+    rows_ok && xs_ok
+}
+
+fn pixels(s: &Conv2dShape) -> usize {
+    s.batch * s.out_h() * s.out_w()
+}
+
+fn col_len(s: &Conv2dShape) -> usize {
+    s.cin * s.k * s.k * pixels(s)
+}
+
+/// Lengths of the two scratch tensors of either pass, in operand order: col (or dcol), then the
+/// [Cout, N·OH·OW] product (or dyᵀ).
+pub fn scratch_lens(s: &Conv2dShape) -> [usize; 2] {
+    [col_len(s), s.cout * pixels(s)]
+}
+
+fn params(s: &Conv2dShape, flags: usize, swap: [usize; 3]) -> Vec<u32> {
+    Params::new()
+        .u(s.batch)
+        .u(s.cin)
+        .u(s.h)
+        .u(s.w)
+        .u(s.out_h())
+        .u(s.out_w())
+        .u(s.k)
+        .u(s.stride)
+        .u(s.pad)
+        .u(flags)
+        .u(swap[0])
+        .u(swap[1])
+        .u(swap[2])
+        .u(0)
+        .u(0)
+        .u(0)
+        .words()
+}
+
+/// A dispatch of `rows` workgroup rows of `width` invocations each (shaders/conv_gemm.wgsl).
+fn call(entry: &'static str, params: Vec<u32>, operands: [usize; 3], width: usize, rows: usize) -> Result<KernelCall> {
+    let x = width.div_ceil(WG);
+    if x > MAX_ROWS || rows > MAX_ROWS || width >= MAX_INDEX {
+        bail!("{entry}: {rows} rows of {width} invocations exceed the dispatch grid (check `lowers_forward` / `lowers_backward_input` first)");
+    }
+    let workgroups = [x as u32, rows as u32, 1];
+    Ok(KernelCall { family: Family::ConvGemm, entry, params, operands: operands.to_vec(), workgroups, flops: 0.0 })
+}
+
+/// The matmul's calls with its operands `[a, b, c]` renamed to `to`.
+fn gemm(shape: MatmulShape, to: [usize; 3]) -> Result<Vec<KernelCall>> {
+    let mut calls = matmul::matmul(shape, false, false)?;
+    for c in &mut calls {
+        for o in &mut c.operands {
+            *o = to[*o];
+        }
+    }
+    Ok(calls)
+}
+
+fn flags(bias: bool, accumulate: bool) -> usize {
+    (if bias { HAS_BIAS } else { 0 }) | (if accumulate { ACCUMULATE } else { 0 })
+}
+
+/// y (+)= conv(x, w) (+ b). Operands as in the module documentation.
+pub fn forward(s: &Conv2dShape, bias: bool, accumulate: bool) -> Result<Vec<KernelCall>> {
+    s.validate("conv2d_forward (gemm)")?;
+    let [x, w] = [0, 1];
+    let b = if bias { 2 } else { 1 };
+    let first = if bias { 3 } else { 2 };
+    let (col, c, y) = (first, first + 1, first + 2);
+    let (p, r) = (s.out_h() * s.out_w(), pixels(s));
+    elements("im2col", &[s.cin * s.k * s.k, r])?;
+    let mut calls = vec![call("im2col", params(s, 0, [0; 3]), [x, x, col], r, s.cin)?];
+    calls.extend(gemm(MatmulShape::nn(s.cout, r, s.cin * s.k * s.k), [w, col, c])?);
+    let swap = params(s, flags(bias, accumulate), [s.cout, s.batch, p]);
+    calls.push(call("planes_swap", swap, [c, b, y], s.cout * p, s.batch)?);
+    Ok(calls)
+}
+
+/// dx (+)= the input gradient of conv(x, w) for dy (+ b[ci]). Operands as in the module documentation.
+pub fn backward_input(s: &Conv2dShape, bias: bool, accumulate: bool) -> Result<Vec<KernelCall>> {
+    s.validate("conv2d_backward_input (gemm)")?;
+    let [dy, w] = [0, 1];
+    let b = if bias { 2 } else { 1 };
+    let first = if bias { 3 } else { 2 };
+    let (dcol, dyt, dx) = (first, first + 1, first + 2);
+    let (p, r) = (s.out_h() * s.out_w(), pixels(s));
+    elements("col2im", &[s.cin * s.k * s.k, r])?;
+    let mut calls = vec![call("planes_swap", params(s, 0, [s.batch, s.cout, p]), [dy, dy, dyt], s.batch * p, s.cout)?];
+    calls.extend(gemm(MatmulShape::tn(s.cin * s.k * s.k, r, s.cout), [w, dyt, dcol])?);
+    let unfold = params(s, flags(bias, accumulate), [0; 3]);
+    calls.push(call("col2im", unfold, [dcol, b, dx], s.h * s.w, s.batch * s.cin)?);
+    Ok(calls)
+}

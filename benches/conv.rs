@@ -2,6 +2,8 @@
 //! (DESIGN.md) at batch 128: forward, input gradient and weight gradient of each layer.
 //!
 //! `cargo bench --bench conv`; `GPUTRAIN_BENCH_QUICK=1` times a single replay per case (smoke test).
+//! Wide layers also get their forward and input-gradient passes lowered to the matmul
+//! (ops::conv_gemm); `*` marks the variant the models' graphs run, and the totals add those.
 //! GFLOP/s counts 2·(multiply-adds of the convolution) for every pass, the same work in all three.
 //! Times are host wall-clock per replay of prepared dispatches (`Gpu::time_replay`), so on a busy
 //! machine they include whatever else competes for the CPU that lavapipe runs on.
@@ -27,44 +29,39 @@ fn convt(cin: usize, cout: usize, hw: usize, k: usize, stride: usize, pad: usize
     Layer::ConvT(ConvTranspose2dShape { batch: BATCH, cin, cout, h: hw, w: hw, k, stride, pad })
 }
 
-/// (pass, calls, operand lengths in operand order) for the three passes of a layer.
-type Pass = (&'static str, Vec<KernelCall>, Vec<usize>);
+/// (pass, calls, operand lengths in operand order, whether the models' graphs run this variant).
+type Pass = (&'static str, Vec<KernelCall>, Vec<usize>, bool);
 
+/// The direct kernels' three passes of a layer, then the forward and input-gradient passes lowered
+/// to the matmul (ops::conv_gemm) where the layer is wide enough to try.
 fn passes(layer: &Layer) -> Result<(String, f64, Vec<Pass>)> {
-    let (name, flops, mut passes) = direct_passes(layer)?;
-    match layer {
-        Layer::Conv(s) => {
-            let [col, c] = conv_gemm::scratch_lens(s);
-            passes.push((
-                "forward gemm",
-                conv_gemm::forward(s, true, false)?,
-                vec![s.x_len(), s.w_len(), s.cout, col, c, s.y_len()],
-            ));
-            passes.push((
-                "bw_input gemm",
-                conv_gemm::backward_input(s, false, false)?,
-                vec![s.y_len(), s.w_len(), col, c, s.x_len()],
-            ));
-        }
+    let (name, flops, direct) = direct_passes(layer)?;
+    let (view, lowered) = match layer {
+        Layer::Conv(s) => (*s, [conv_gemm::lowers_forward(s), conv_gemm::lowers_backward_input(s)]),
+        // The transposed convolution's forward pass is its view's input gradient and vice versa.
         Layer::ConvT(t) => {
-            let s = t.conv_view();
-            let [col, c] = conv_gemm::scratch_lens(&s);
-            passes.push((
-                "forward gemm",
-                conv_gemm::backward_input(&s, true, false)?,
-                vec![t.x_len(), t.w_len(), t.cout, col, c, t.y_len()],
-            ));
-            passes.push((
-                "bw_input gemm",
-                conv_gemm::forward(&s, false, false)?,
-                vec![t.y_len(), t.w_len(), col, c, t.x_len()],
-            ));
+            let v = t.conv_view();
+            (v, [conv_gemm::lowers_backward_input(&v), conv_gemm::lowers_forward(&v)])
         }
+    };
+    let mut passes: Vec<Pass> =
+        direct.into_iter().zip([!lowered[0], !lowered[1], true]).map(|((n, c, l), u)| (n, c, l, u)).collect();
+    if view.cin >= 16 && view.cout >= 16 {
+        let [col, c] = conv_gemm::scratch_lens(&view);
+        let (x, y) = (view.x_len(), view.y_len());
+        let (fwd, bwd) = (conv_gemm::forward(&view, false, false)?, conv_gemm::backward_input(&view, false, false)?);
+        let fwd = (fwd, vec![x, view.w_len(), col, c, y]);
+        let bwd = (bwd, vec![y, view.w_len(), col, c, x]);
+        let (f, b) = if matches!(layer, Layer::Conv(_)) { (fwd, bwd) } else { (bwd, fwd) };
+        passes.push(("forward gemm", f.0, f.1, lowered[0]));
+        passes.push(("bw_input gemm", b.0, b.1, lowered[1]));
     }
     Ok((name, flops, passes))
 }
 
-fn direct_passes(layer: &Layer) -> Result<(String, f64, Vec<Pass>)> {
+type Direct = (&'static str, Vec<KernelCall>, Vec<usize>);
+
+fn direct_passes(layer: &Layer) -> Result<(String, f64, Vec<Direct>)> {
     Ok(match layer {
         Layer::Conv(s) => (
             format!("Conv({}→{},k{}s{}p{}) {}²", s.cin, s.cout, s.k, s.stride, s.pad, s.h),
@@ -123,21 +120,28 @@ fn main() -> Result<()> {
         let (mut total_s, mut total_flops) = (0.0, 0.0);
         for (name, layer) in layers {
             let (desc, flops, passes) = passes(layer)?;
-            for (pass, calls, lens) in passes {
+            for (pass, calls, lens, used) in passes {
                 let bufs = lens.iter().map(|&n| gpu.zeros(pass, n as u64 * 4)).collect::<Result<Vec<_>>>()?;
                 let ops: Vec<_> = bufs.iter().map(|b| b.whole()).collect();
                 let prepared = calls.iter().map(|c| gpu.prepare(c, &ops)).collect::<Result<Vec<_>>>()?;
                 let t = gpu.time_replay(&prepared, reps)?;
-                total_s += t;
-                total_flops += flops;
-                println!("{model:<6} {name:<16} {desc:<26} {pass:<16} {:>9.2} {:>9.2}", t * 1e3, flops / t * 1e-9);
+                if used {
+                    total_s += t;
+                    total_flops += flops;
+                }
+                let mark = if used { "*" } else { "" };
+                println!(
+                    "{model:<6} {name:<16} {desc:<26} {pass:<16} {:>9.2} {:>9.2} {mark}",
+                    t * 1e3,
+                    flops / t * 1e-9
+                );
             }
         }
         println!(
             "{model:<6} {:<16} {:<26} {:<16} {:>9.2} {:>9.2}",
             "all layers",
             "",
-            "3 passes",
+            "passes marked *",
             total_s * 1e3,
             total_flops / total_s * 1e-9
         );

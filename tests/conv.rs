@@ -3,22 +3,9 @@
 mod common;
 
 use common::*;
+use common::{conv_shape as shape, sum_tol as tol};
 use gputrain::ops::conv::{self, Conv2dShape};
 use gputrain::runtime::KernelCall;
-
-#[allow(clippy::too_many_arguments)]
-fn shape(
-    batch: usize,
-    cin: usize,
-    cout: usize,
-    h: usize,
-    w: usize,
-    k: usize,
-    stride: usize,
-    pad: usize,
-) -> Conv2dShape {
-    Conv2dShape { batch, cin, cout, h, w, k, stride, pad }
-}
 
 /// Channel counts that are not multiples of the 32-channel block or the 8-lane pixel groups, odd
 /// spatial sizes, strides 1-3, padding 0-2, kernels 3 and 4.
@@ -49,14 +36,6 @@ fn model_layers() -> Vec<(&'static str, Conv2dShape)> {
         ("mlp gan discriminator.3", shape(2, 16, 32, 14, 14, 3, 1, 1)),
         ("mlp gan discriminator.6", shape(2, 32, 64, 7, 7, 3, 1, 1)),
     ]
-}
-
-/// Bound on |GPU - reference| for sums of `k` products of values in [-1, 1]: the inputs are rounded
-/// to f32 (2^-24 relative each, two per product) and the f32 accumulation adds at most 2^-24 of the
-/// running sum per term, so 3k·2^-24 ≈ k·1.8e-7 bounds the error; real errors are far smaller, while a
-/// wrong index gives errors of order 1.
-fn tol(k: usize) -> f64 {
-    k as f64 * 2e-7
 }
 
 struct Data {

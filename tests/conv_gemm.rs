@@ -5,23 +5,10 @@
 mod common;
 
 use common::*;
+use common::{conv_shape as shape, sum_tol as tol};
 use gputrain::ops::conv::{self, Conv2dShape};
 use gputrain::ops::conv_gemm;
 use gputrain::ops::conv_transpose::{self as convt, ConvTranspose2dShape};
-
-#[allow(clippy::too_many_arguments)]
-fn shape(
-    batch: usize,
-    cin: usize,
-    cout: usize,
-    h: usize,
-    w: usize,
-    k: usize,
-    stride: usize,
-    pad: usize,
-) -> Conv2dShape {
-    Conv2dShape { batch, cin, cout, h, w, k, stride, pad }
-}
 
 /// Odd spatial sizes and channel counts off every tile size, strides 1-3, padding 0-2, kernels
 /// 1-4, plus the models' lowered layers at batch 2.
@@ -36,11 +23,6 @@ fn shapes() -> Vec<Conv2dShape> {
         shape(2, 64, 128, 16, 16, 4, 2, 1),
         shape(2, 128, 256, 8, 8, 4, 2, 1),
     ]
-}
-
-/// As tests/conv.rs: 3k·2^-24 bounds the f32 error of a sum of k products of values in [-1, 1].
-fn tol(k: usize) -> f64 {
-    k as f64 * 2e-7
 }
 
 fn plus(a: &[f64], b: &[f64]) -> Vec<f64> {

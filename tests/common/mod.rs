@@ -142,3 +142,26 @@ pub fn run_opts(out: &std::path::Path, epochs: u64, model: &str) -> gputrain::tr
 pub fn error_line(stderr: &str) -> &str {
     stderr.lines().find(|l| l.starts_with("error:")).unwrap_or("")
 }
+
+/// A convolution shape from its fields in `Conv2dShape`'s order.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_shape(
+    batch: usize,
+    cin: usize,
+    cout: usize,
+    h: usize,
+    w: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+) -> gputrain::ops::conv::Conv2dShape {
+    gputrain::ops::conv::Conv2dShape { batch, cin, cout, h, w, k, stride, pad }
+}
+
+/// Bound on |GPU - reference| for sums of `k` products of values in [-1, 1]: the inputs are rounded
+/// to f32 (2^-24 relative each, two per product) and the f32 accumulation adds at most 2^-24 of the
+/// running sum per term, so 3k·2^-24 ≈ k·1.8e-7 bounds the error; real errors are far smaller, while a
+/// wrong index gives errors of order 1.
+pub fn sum_tol(k: usize) -> f64 {
+    k as f64 * 2e-7
+}

@@ -26,6 +26,7 @@ struct Params {
     _pad2: u32,
 }
 
+// The bits of conv.wgsl's flags (src/ops/conv.rs builds both).
 const HAS_BIAS: u32 = 1u;
 const ACCUMULATE: u32 = 2u;
 

@@ -88,7 +88,7 @@ impl Op {
                 bind(conv_gemm::forward(s, *bias, false)?, args)
             }
             Op::Conv2d(s, bias) => bind(conv::forward(s, *bias, false)?, with_out(i, o[0])),
-            Op::ConvT2d(s, bias) if conv_gemm::lowers_backward_input(&s.conv_view()) => {
+            Op::ConvT2d(s, bias) if conv_transpose::lowers_forward(s) => {
                 let args = [&i[..], &scratch(g, &s.conv_view()), &o[..1]].concat();
                 bind(conv_transpose::forward_lowered(s, *bias, false)?, args)
             }
@@ -137,7 +137,7 @@ impl Op {
             }
             Op::ConvT2d(s, bias) => {
                 let Some(dy) = ctx.grad(o[0]) else { return Ok(()) };
-                if conv_gemm::lowers_forward(&s.conv_view()) {
+                if conv_transpose::lowers_backward_input(s) {
                     let args = [&[dy, i[1]], &scratch(ctx.graph, &s.conv_view())[..]].concat();
                     ctx.grad_into(i[0], &args, || conv_transpose::backward_input_lowered(s))?;
                 } else {

@@ -164,7 +164,8 @@ pub fn force_portable(calls: &mut [KernelCall]) {
     }
 }
 
-fn flags(bias: bool, accumulate: bool) -> usize {
+/// The flags word of conv.wgsl and conv_gemm.wgsl (same bits).
+pub(super) fn flags(bias: bool, accumulate: bool) -> usize {
     (if bias { HAS_BIAS } else { 0 }) | (if accumulate { ACCUMULATE } else { 0 })
 }
 

@@ -5,7 +5,7 @@
 //! conv kernels (ops::conv) reach 5-9 on the models' wide layers; moving each element of col once
 //! costs far less than the difference (benches/conv.rs lists both per layer). The price is scratch
 //! memory, `Cin·k²·N·OH·OW` floats for col, which the buffer planner shares between layers.
-//! Narrow layers (one input or output channel) stay on the direct kernels, which win there.
+//! Narrower layers stay on the direct kernels, which win there (`lowers_forward`).
 //!
 //! Operand orders put the scratch tensors between the inputs and the output, so a gradient's target
 //! still comes last:
@@ -17,14 +17,12 @@
 
 use anyhow::{bail, Result};
 
-use super::conv::Conv2dShape;
-use super::elements;
+use super::conv::{flags, Conv2dShape};
 use super::matmul::{self, MatmulShape};
+use super::{elements, rename_operands};
 use crate::runtime::kernels::{KernelCall, Params};
 use crate::runtime::Family;
 
-const HAS_BIAS: usize = 1;
-const ACCUMULATE: usize = 2;
 const WG: usize = 256;
 /// col beyond this many bytes stays on the direct kernels: the lowering is for the models' layers,
 /// not for shapes whose scratch would crowd out the rest of a step.
@@ -112,26 +110,21 @@ fn call(entry: &'static str, params: Vec<u32>, operands: [usize; 3], width: usiz
 
 /// The matmul's calls with its operands `[a, b, c]` renamed to `to`.
 fn gemm(shape: MatmulShape, to: [usize; 3]) -> Result<Vec<KernelCall>> {
-    let mut calls = matmul::matmul(shape, false, false)?;
-    for c in &mut calls {
-        for o in &mut c.operands {
-            *o = to[*o];
-        }
-    }
-    Ok(calls)
+    Ok(rename_operands(matmul::matmul(shape, false, false)?, &to))
 }
 
-fn flags(bias: bool, accumulate: bool) -> usize {
-    (if bias { HAS_BIAS } else { 0 }) | (if accumulate { ACCUMULATE } else { 0 })
+/// Operand slots shared by both passes: the bias (the weight's slot, never read, without one) and
+/// the two scratch tensors and the output after the inputs.
+fn slots(bias: bool) -> (usize, [usize; 3]) {
+    let first = if bias { 3 } else { 2 };
+    (if bias { 2 } else { 1 }, [first, first + 1, first + 2])
 }
 
 /// y (+)= conv(x, w) (+ b). Operands as in the module documentation.
 pub fn forward(s: &Conv2dShape, bias: bool, accumulate: bool) -> Result<Vec<KernelCall>> {
     s.validate("conv2d_forward (gemm)")?;
     let [x, w] = [0, 1];
-    let b = if bias { 2 } else { 1 };
-    let first = if bias { 3 } else { 2 };
-    let (col, c, y) = (first, first + 1, first + 2);
+    let (b, [col, c, y]) = slots(bias);
     let (p, r) = (s.out_h() * s.out_w(), pixels(s));
     elements("im2col", &[s.cin * s.k * s.k, r])?;
     let mut calls = vec![call("im2col", params(s, 0, [0; 3]), [x, x, col], r, s.cin)?];
@@ -145,9 +138,7 @@ pub fn forward(s: &Conv2dShape, bias: bool, accumulate: bool) -> Result<Vec<Kern
 pub fn backward_input(s: &Conv2dShape, bias: bool, accumulate: bool) -> Result<Vec<KernelCall>> {
     s.validate("conv2d_backward_input (gemm)")?;
     let [dy, w] = [0, 1];
-    let b = if bias { 2 } else { 1 };
-    let first = if bias { 3 } else { 2 };
-    let (dcol, dyt, dx) = (first, first + 1, first + 2);
+    let (b, [dcol, dyt, dx]) = slots(bias);
     let (p, r) = (s.out_h() * s.out_w(), pixels(s));
     elements("col2im", &[s.cin * s.k * s.k, r])?;
     let mut calls = vec![call("planes_swap", params(s, 0, [s.batch, s.cout, p]), [dy, dy, dyt], s.batch * p, s.cout)?];

@@ -16,7 +16,7 @@ use anyhow::{bail, Result};
 
 use super::conv::{self, Conv2dShape};
 use super::conv_gemm;
-use super::nonzero;
+use super::{nonzero, rename_operands};
 use crate::runtime::kernels::KernelCall;
 
 /// Geometry of a transposed convolution: input [batch, cin, h, w], weight [cin, cout, k, k], output
@@ -125,21 +125,33 @@ pub fn forward(s: &ConvTranspose2dShape, bias: bool, accumulate: bool) -> Result
     conv::backward_input_with(&s.conv_view(), bias, accumulate)
 }
 
-/// Operands: `[dy, w, dx]`; dx is overwritten.
-/// `forward` lowered to the matmul (ops::conv_gemm, where `conv_gemm::lowers_backward_input` holds
-/// for `conv_view`). Operands `[x, w, b, dcol, dyt, y]` with bias, `[x, w, dcol, dyt, y]` without.
+/// Whether the forward pass runs through the matmul (`forward_lowered`): it is the input gradient
+/// of `conv_view`.
+pub fn lowers_forward(s: &ConvTranspose2dShape) -> bool {
+    conv_gemm::lowers_backward_input(&s.conv_view())
+}
+
+/// Whether the input gradient runs through the matmul (`backward_input_lowered`): it is the
+/// forward pass of `conv_view`.
+pub fn lowers_backward_input(s: &ConvTranspose2dShape) -> bool {
+    conv_gemm::lowers_forward(&s.conv_view())
+}
+
+/// `forward` lowered to the matmul (ops::conv_gemm). Operands `[x, w, b, dcol, dyt, y]` with bias,
+/// `[x, w, dcol, dyt, y]` without, the scratch sized by `conv_gemm::scratch_lens(&s.conv_view())`.
 pub fn forward_lowered(s: &ConvTranspose2dShape, bias: bool, accumulate: bool) -> Result<Vec<KernelCall>> {
     s.validate("conv_transpose2d_forward")?;
     conv_gemm::backward_input(&s.conv_view(), bias, accumulate)
 }
 
-/// `backward_input` lowered to the matmul (where `conv_gemm::lowers_forward` holds for
-/// `conv_view`). Operands `[dy, w, col, c, dx]`.
+/// `backward_input` lowered to the matmul. Operands `[dy, w, col, c, dx]`, the scratch sized as for
+/// `forward_lowered`.
 pub fn backward_input_lowered(s: &ConvTranspose2dShape) -> Result<Vec<KernelCall>> {
     s.validate("conv_transpose2d_backward_input")?;
     conv_gemm::forward(&s.conv_view(), false, false)
 }
 
+/// Operands: `[dy, w, dx]`; dx is overwritten.
 pub fn backward_input(s: &ConvTranspose2dShape) -> Result<Vec<KernelCall>> {
     backward_input_with(s, false)
 }
@@ -158,15 +170,8 @@ pub fn backward_weight(s: &ConvTranspose2dShape) -> Result<Vec<KernelCall>> {
 /// As `backward_weight`, adding into dw when `accumulate`.
 pub fn backward_weight_with(s: &ConvTranspose2dShape, accumulate: bool) -> Result<Vec<KernelCall>> {
     s.validate("conv_transpose2d_backward_weight")?;
-    let mut calls = conv::backward_weight_with(&s.conv_view(), accumulate)?;
     // The conv call numbers its operands [x_conv, dy_conv, dw] = [dy, x, dw] of this op.
-    const FROM_CONV: [usize; 3] = [1, 0, 2];
-    for c in &mut calls {
-        for o in &mut c.operands {
-            *o = FROM_CONV[*o];
-        }
-    }
-    Ok(calls)
+    Ok(rename_operands(conv::backward_weight_with(&s.conv_view(), accumulate)?, &[1, 0, 2]))
 }
 
 /// Operands: `[dy, db]`; db[co] = sum of dy[n, co, ...] (the conv2d kernel on the output).

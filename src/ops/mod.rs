@@ -19,6 +19,8 @@ pub mod reduce;
 
 use anyhow::{bail, Result};
 
+use crate::runtime::KernelCall;
+
 /// Refuses zero-sized dimensions up front, naming the op and the dimension.
 pub fn nonzero(op: &str, dims: &[(&str, usize)]) -> Result<()> {
     for (name, v) in dims {
@@ -27,6 +29,17 @@ pub fn nonzero(op: &str, dims: &[(&str, usize)]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Renumbers the operands of `calls` built for another op's operand list: operand `i` of theirs is
+/// operand `to[i]` of ours (how one op runs on another's kernels).
+pub fn rename_operands(mut calls: Vec<KernelCall>, to: &[usize]) -> Vec<KernelCall> {
+    for c in &mut calls {
+        for o in &mut c.operands {
+            *o = to[*o];
+        }
+    }
+    calls
 }
 
 /// Product of dimensions, refusing overflow of the u32 indices every shader uses.

@@ -26,7 +26,7 @@ struct Params {
     _pad2: u32,
 }
 
-// The bits of conv.wgsl's flags (src/ops/conv.rs builds both).
+// The bits of conv_common.wgsl's flags (src/ops/conv.rs builds both).
 const HAS_BIAS: u32 = 1u;
 const ACCUMULATE: u32 = 2u;
 

@@ -12,7 +12,7 @@ use crate::runtime::Family;
 
 /// Invocations per workgroup of the GEMM entries: one subgroup on the software adapter.
 const LANES: usize = 8;
-/// Channels per workgroup of `conv2d_forward` / `conv2d_backward_input` (shaders/conv.wgsl: CH).
+/// Channels per workgroup of `conv2d_forward` / `conv2d_backward_input` (shaders/conv_common.wgsl: CH).
 const CH: usize = 32;
 /// Pixel tile of one lane: ROWS rows of COLS columns.
 const ROWS: usize = 4;
@@ -21,7 +21,7 @@ const COLS: usize = 4;
 const HAS_BIAS: usize = 1;
 const ACCUMULATE: usize = 2;
 const PORTABLE: usize = 4;
-/// Index of `flags` in the uniform block, and the block's size in words (shaders/conv.wgsl: Params).
+/// Index of `flags` in the uniform block, and the block's size in words (shaders/conv_common.wgsl: Params).
 const FLAGS_WORD: usize = 10;
 const PARAM_WORDS: usize = 16;
 
@@ -111,7 +111,7 @@ impl Conv2dShape {
         Ok(())
     }
 
-    /// Uniform block shared by the conv entries (shaders/conv.wgsl: Params).
+    /// Uniform block shared by the conv entries (shaders/conv_common.wgsl: Params).
     fn params(&self, flags: usize, t: &Tiling) -> Vec<u32> {
         Params::new()
             .u(self.batch)
@@ -164,7 +164,7 @@ pub fn force_portable(calls: &mut [KernelCall]) {
     }
 }
 
-/// The flags word of conv.wgsl and conv_gemm.wgsl (same bits).
+/// The flags word of conv_common.wgsl and conv_gemm.wgsl (same bits).
 pub(super) fn flags(bias: bool, accumulate: bool) -> usize {
     (if bias { HAS_BIAS } else { 0 }) | (if accumulate { ACCUMULATE } else { 0 })
 }
@@ -179,7 +179,7 @@ pub fn forward(shape: &Conv2dShape, bias: bool, accumulate: bool) -> Result<Vec<
     // Without a bias the weight is bound in the (unread) bias slot.
     let operands = if bias { vec![0, 1, 2, 3] } else { vec![0, 1, 1, 2] };
     Ok(vec![KernelCall {
-        family: Family::Conv,
+        family: Family::ConvForward,
         entry: op,
         params: shape.params(flags(bias, accumulate), &t),
         operands,
@@ -209,7 +209,7 @@ pub fn backward_input_with(shape: &Conv2dShape, bias: bool, accumulate: bool) ->
         let per_channel = (shape.batch * rb * cb).next_multiple_of(LANES);
         let t = Tiling { m_tiles: 1, n_tiles: shape.cin * per_channel, ctiles: cb, aux: (rb, per_channel) };
         return Ok(vec![KernelCall {
-            family: Family::Conv,
+            family: Family::ConvBackwardInput,
             entry: op,
             params: shape.params(flags, &t),
             operands,
@@ -230,7 +230,7 @@ pub fn backward_input_with(shape: &Conv2dShape, bias: bool, accumulate: bool) ->
         let per_row = shape.batch.div_ceil(ROWS).next_multiple_of(LANES);
         let t = Tiling { m_tiles: shape.cin.div_ceil(CH), n_tiles: shape.k * per_row, ctiles: 1, aux: (0, per_row) };
         return Ok(vec![KernelCall {
-            family: Family::Conv,
+            family: Family::ConvBackwardInput,
             entry: op,
             params: shape.params(flags, &t),
             operands,
@@ -247,7 +247,7 @@ pub fn backward_input_with(shape: &Conv2dShape, bias: bool, accumulate: bool) ->
     let per_class = (shape.batch * rtiles * ctiles).next_multiple_of(LANES);
     let t = Tiling { m_tiles: shape.cin.div_ceil(CH), n_tiles: s * s * per_class, ctiles, aux: (rtiles, per_class) };
     Ok(vec![KernelCall {
-        family: Family::Conv,
+        family: Family::ConvBackwardInput,
         entry: op,
         params: shape.params(flags, &t),
         operands,
@@ -279,7 +279,7 @@ pub fn backward_weight_with(shape: &Conv2dShape, accumulate: bool) -> Result<Vec
     let t = Tiling { m_tiles, n_tiles, ctiles, aux: (splits, 0) };
     let groups_per_wg = BW_SUBGROUPS / splits;
     Ok(vec![KernelCall {
-        family: Family::Conv,
+        family: Family::ConvBackwardWeight,
         entry: op,
         params: shape.params(flags(false, accumulate), &t),
         // Binding 3 (bias) is unused; x is bound there again.
@@ -323,7 +323,7 @@ pub fn bias_grad_with(batch: usize, c: usize, h: usize, w: usize, accumulate: bo
     params.push(flags(false, accumulate) as u32);
     params.resize(PARAM_WORDS, 0);
     Ok(vec![KernelCall {
-        family: Family::Conv,
+        family: Family::ConvBackwardWeight,
         entry: op,
         params,
         operands: vec![0, 1],

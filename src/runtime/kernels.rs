@@ -14,12 +14,17 @@ use super::Gpu;
 /// WGSL prepended to every family: shared helpers such as the 2-D grid index.
 pub const PRELUDE: &str = include_str!("../../shaders/common.wgsl");
 
-/// One WGSL file per kernel family.
+/// Tile types, loads and stores shared by the direct convolution passes.
+const CONV_COMMON: &str = include_str!("../../shaders/conv_common.wgsl");
+
+/// One shader module per kernel family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Family {
     Elementwise,
     Matmul,
-    Conv,
+    ConvForward,
+    ConvBackwardInput,
+    ConvBackwardWeight,
     Batchnorm,
     Loss,
     Reduce,
@@ -31,10 +36,12 @@ pub enum Family {
 }
 
 impl Family {
-    pub const ALL: [Family; 11] = [
+    pub const ALL: [Family; 13] = [
         Family::Elementwise,
         Family::Matmul,
-        Family::Conv,
+        Family::ConvForward,
+        Family::ConvBackwardInput,
+        Family::ConvBackwardWeight,
         Family::Batchnorm,
         Family::Loss,
         Family::Reduce,
@@ -49,7 +56,9 @@ impl Family {
         match self {
             Family::Elementwise => "elementwise",
             Family::Matmul => "matmul",
-            Family::Conv => "conv",
+            Family::ConvForward => "conv_forward",
+            Family::ConvBackwardInput => "conv_backward_input",
+            Family::ConvBackwardWeight => "conv_backward_weight",
             Family::Batchnorm => "batchnorm",
             Family::Loss => "loss",
             Family::Reduce => "reduce",
@@ -61,25 +70,28 @@ impl Family {
         }
     }
 
-    fn body(self) -> &'static str {
+    /// The family's WGSL files in order; the convolution passes share their tile code.
+    fn parts(self) -> &'static [&'static str] {
         match self {
-            Family::Elementwise => include_str!("../../shaders/elementwise.wgsl"),
-            Family::Matmul => include_str!("../../shaders/matmul.wgsl"),
-            Family::Conv => include_str!("../../shaders/conv.wgsl"),
-            Family::Batchnorm => include_str!("../../shaders/batchnorm.wgsl"),
-            Family::Loss => include_str!("../../shaders/loss.wgsl"),
-            Family::Reduce => include_str!("../../shaders/reduce.wgsl"),
-            Family::Adam => include_str!("../../shaders/adam.wgsl"),
-            Family::Random => include_str!("../../shaders/random.wgsl"),
-            Family::Gather => include_str!("../../shaders/gather.wgsl"),
-            Family::Pool => include_str!("../../shaders/pool.wgsl"),
-            Family::ConvGemm => include_str!("../../shaders/conv_gemm.wgsl"),
+            Family::Elementwise => &[include_str!("../../shaders/elementwise.wgsl")],
+            Family::Matmul => &[include_str!("../../shaders/matmul.wgsl")],
+            Family::ConvForward => &[CONV_COMMON, include_str!("../../shaders/conv_forward.wgsl")],
+            Family::ConvBackwardInput => &[CONV_COMMON, include_str!("../../shaders/conv_backward_input.wgsl")],
+            Family::ConvBackwardWeight => &[CONV_COMMON, include_str!("../../shaders/conv_backward_weight.wgsl")],
+            Family::Batchnorm => &[include_str!("../../shaders/batchnorm.wgsl")],
+            Family::Loss => &[include_str!("../../shaders/loss.wgsl")],
+            Family::Reduce => &[include_str!("../../shaders/reduce.wgsl")],
+            Family::Adam => &[include_str!("../../shaders/adam.wgsl")],
+            Family::Random => &[include_str!("../../shaders/random.wgsl")],
+            Family::Gather => &[include_str!("../../shaders/gather.wgsl")],
+            Family::Pool => &[include_str!("../../shaders/pool.wgsl")],
+            Family::ConvGemm => &[include_str!("../../shaders/conv_gemm.wgsl")],
         }
     }
 
-    /// The complete WGSL module: prelude followed by the family's file.
+    /// The complete WGSL module: prelude followed by the family's files.
     pub fn source(self) -> String {
-        format!("{PRELUDE}\n{}", self.body())
+        std::iter::once(PRELUDE).chain(self.parts().iter().copied()).collect::<Vec<_>>().join("\n")
     }
 }
 

@@ -3,21 +3,8 @@
 mod common;
 
 use common::*;
+use common::{convt_shape as shape, sum_tol as tol};
 use gputrain::ops::conv_transpose::{self as convt, ConvTranspose2dShape};
-
-#[allow(clippy::too_many_arguments)]
-fn shape(
-    batch: usize,
-    cin: usize,
-    cout: usize,
-    h: usize,
-    w: usize,
-    k: usize,
-    stride: usize,
-    pad: usize,
-) -> ConvTranspose2dShape {
-    ConvTranspose2dShape { batch, cin, cout, h, w, k, stride, pad }
-}
 
 fn odd_shapes() -> Vec<ConvTranspose2dShape> {
     vec![
@@ -41,12 +28,6 @@ fn model_layers() -> Vec<(&'static str, ConvTranspose2dShape)> {
         ("gan generator.6", shape(2, 128, 64, 8, 8, 4, 2, 1)),
         ("gan generator.9", shape(2, 64, 1, 16, 16, 4, 2, 1)),
     ]
-}
-
-/// Same bound as in tests/conv.rs: k products of values in [-1, 1], f32 inputs and accumulation,
-/// at most 3k·2^-24 ≈ k·1.8e-7.
-fn tol(k: usize) -> f64 {
-    k as f64 * 2e-7
 }
 
 fn check_all(what: &str, s: &ConvTranspose2dShape, seed: u64) {
@@ -148,6 +129,8 @@ fn bad_shapes_are_refused_naming_the_op() {
     let e =
         ConvTranspose2dShape::from_dims("decoder.0", &[2, 128, 4, 4], &[64, 64, 4, 4], 2, 1).unwrap_err().to_string();
     assert!(e.contains("decoder.0") && e.contains("64 input channels") && e.contains("has 128"), "{e}");
+    let e = ConvTranspose2dShape::from_dims("g", &[2, 100, 1, 1], &[100, 256, 4], 1, 0).unwrap_err().to_string();
+    assert!(e.contains("4-d weight [Cin, Cout, k, k]"), "{e}");
     let s = ConvTranspose2dShape::from_dims("g", &[2, 100, 1, 1], &[100, 256, 4, 4], 1, 0).unwrap();
     assert_eq!((s.cout, s.out_h(), s.out_w()), (256, 4, 4));
 }

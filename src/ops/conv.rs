@@ -43,16 +43,8 @@ impl Conv2dShape {
     /// The shape of a convolution of an input `x` [batch, cin, h, w] with a weight `w` [cout, cin, k, k],
     /// refusing mismatched channels, non-square kernels and every case `validate` refuses.
     pub fn from_dims(op: &str, x: &[usize], w: &[usize], stride: usize, pad: usize) -> Result<Self> {
-        let (&[batch, cin, h, wd], &[cout, wcin, k, k2]) = (x, w) else {
-            bail!("{op}: expected a 4-d input [N, C, H, W] and a 4-d weight [Cout, Cin, k, k], got {x:?} and {w:?}");
-        };
-        if wcin != cin {
-            bail!("{op}: the weight {w:?} expects {wcin} input channels but the input {x:?} has {cin}");
-        }
-        if k != k2 {
-            bail!("{op}: only square kernels are supported, the weight is {k}x{k2}");
-        }
-        let s = Conv2dShape { batch, cin, cout, h, w: wd, k, stride, pad };
+        let [batch, cin, h, w, cout, k] = square_kernel_dims(op, x, w, WeightLayout::OutIn)?;
+        let s = Conv2dShape { batch, cin, cout, h, w, k, stride, pad };
         s.validate(op)?;
         Ok(s)
     }
@@ -85,18 +77,7 @@ impl Conv2dShape {
 
     /// Refuses shapes the kernels cannot run, naming `op`.
     pub fn validate(&self, op: &str) -> Result<()> {
-        nonzero(
-            op,
-            &[
-                ("batch", self.batch),
-                ("cin", self.cin),
-                ("cout", self.cout),
-                ("h", self.h),
-                ("w", self.w),
-                ("k", self.k),
-                ("stride", self.stride),
-            ],
-        )?;
+        nonzero_sizes(op, [self.batch, self.cin, self.cout, self.h, self.w, self.k, self.stride])?;
         if self.k > self.h + 2 * self.pad || self.k > self.w + 2 * self.pad {
             bail!(
                 "{op}: kernel {k}x{k} is larger than the padded input {}x{} (output size would be < 1)",
@@ -162,6 +143,44 @@ pub fn force_portable(calls: &mut [KernelCall]) {
     for c in calls.iter_mut().filter(|c| c.entry != "conv2d_bias_grad") {
         c.params[FLAGS_WORD] |= PORTABLE as u32;
     }
+}
+
+/// Where a square convolution weight keeps its input channels.
+#[derive(Clone, Copy)]
+pub(super) enum WeightLayout {
+    /// [Cout, Cin, k, k] (convolution).
+    OutIn,
+    /// [Cin, Cout, k, k] (transposed convolution).
+    InOut,
+}
+
+/// `[batch, cin, h, w, cout, k]` of an input `x` [N, C, H, W] and a square weight in `layout`,
+/// refusing other ranks, mismatched input channels and non-square kernels.
+pub(super) fn square_kernel_dims(op: &str, x: &[usize], w: &[usize], layout: WeightLayout) -> Result<[usize; 6]> {
+    let (&[batch, cin, h, wd], &[w0, w1, k, k2]) = (x, w) else {
+        let expected = match layout {
+            WeightLayout::OutIn => "[Cout, Cin, k, k]",
+            WeightLayout::InOut => "[Cin, Cout, k, k]",
+        };
+        bail!("{op}: expected a 4-d input [N, C, H, W] and a 4-d weight {expected}, got {x:?} and {w:?}");
+    };
+    let (wcin, cout) = match layout {
+        WeightLayout::OutIn => (w1, w0),
+        WeightLayout::InOut => (w0, w1),
+    };
+    if wcin != cin {
+        bail!("{op}: the weight {w:?} expects {wcin} input channels but the input {x:?} has {cin}");
+    }
+    if k != k2 {
+        bail!("{op}: only square kernels are supported, the weight is {k}x{k2}");
+    }
+    Ok([batch, cin, h, wd, cout, k])
+}
+
+/// Refuses a zero among `[batch, cin, cout, h, w, k, stride]`, naming it.
+pub(super) fn nonzero_sizes(op: &str, sizes: [usize; 7]) -> Result<()> {
+    let names = ["batch", "cin", "cout", "h", "w", "k", "stride"];
+    nonzero(op, &std::array::from_fn::<_, 7, _>(|i| (names[i], sizes[i])))
 }
 
 /// The flags word of conv_common.wgsl and conv_gemm.wgsl (same bits).

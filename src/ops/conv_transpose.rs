@@ -16,7 +16,7 @@ use anyhow::{bail, Result};
 
 use super::conv::{self, Conv2dShape};
 use super::conv_gemm;
-use super::{nonzero, rename_operands};
+use super::rename_operands;
 use crate::runtime::kernels::KernelCall;
 
 /// Geometry of a transposed convolution: input [batch, cin, h, w], weight [cin, cout, k, k], output
@@ -37,16 +37,8 @@ impl ConvTranspose2dShape {
     /// The shape of a transposed convolution of `x` [batch, cin, h, w] with `w` [cin, cout, k, k],
     /// refusing mismatched channels, non-square kernels and every case `validate` refuses.
     pub fn from_dims(op: &str, x: &[usize], w: &[usize], stride: usize, pad: usize) -> Result<Self> {
-        let (&[batch, cin, h, wd], &[wcin, cout, k, k2]) = (x, w) else {
-            bail!("{op}: expected a 4-d input [N, C, H, W] and a 4-d weight [Cin, Cout, k, k], got {x:?} and {w:?}");
-        };
-        if wcin != cin {
-            bail!("{op}: the weight {w:?} expects {wcin} input channels but the input {x:?} has {cin}");
-        }
-        if k != k2 {
-            bail!("{op}: only square kernels are supported, the weight is {k}x{k2}");
-        }
-        let s = ConvTranspose2dShape { batch, cin, cout, h, w: wd, k, stride, pad };
+        let [batch, cin, h, w, cout, k] = conv::square_kernel_dims(op, x, w, conv::WeightLayout::InOut)?;
+        let s = ConvTranspose2dShape { batch, cin, cout, h, w, k, stride, pad };
         s.validate(op)?;
         Ok(s)
     }
@@ -91,18 +83,7 @@ impl ConvTranspose2dShape {
 
     /// Refuses shapes the kernels cannot run, naming `op`.
     pub fn validate(&self, op: &str) -> Result<()> {
-        nonzero(
-            op,
-            &[
-                ("batch", self.batch),
-                ("cin", self.cin),
-                ("cout", self.cout),
-                ("h", self.h),
-                ("w", self.w),
-                ("k", self.k),
-                ("stride", self.stride),
-            ],
-        )?;
+        conv::nonzero_sizes(op, [self.batch, self.cin, self.cout, self.h, self.w, self.k, self.stride])?;
         let full = |n: usize| (n - 1) * self.stride + self.k;
         if full(self.h) <= 2 * self.pad || full(self.w) <= 2 * self.pad {
             bail!(

@@ -158,6 +158,21 @@ pub fn conv_shape(
     gputrain::ops::conv::Conv2dShape { batch, cin, cout, h, w, k, stride, pad }
 }
 
+/// A transposed convolution shape from its fields in `ConvTranspose2dShape`'s order.
+#[allow(clippy::too_many_arguments)]
+pub fn convt_shape(
+    batch: usize,
+    cin: usize,
+    cout: usize,
+    h: usize,
+    w: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+) -> gputrain::ops::conv_transpose::ConvTranspose2dShape {
+    gputrain::ops::conv_transpose::ConvTranspose2dShape { batch, cin, cout, h, w, k, stride, pad }
+}
+
 /// Bound on |GPU - reference| for sums of `k` products of values in [-1, 1]: the inputs are rounded
 /// to f32 (2^-24 relative each, two per product) and the f32 accumulation adds at most 2^-24 of the
 /// running sum per term, so 3k·2^-24 ≈ k·1.8e-7 bounds the error; real errors are far smaller, while a

@@ -57,28 +57,7 @@ fn through_act(dy: f32, y: f32) -> f32 {
     return dy;
 }
 
-// 64 rather than 256: lavapipe pays a context switch per 8 lanes at every barrier, so a narrow tree
-// is several times cheaper per workgroup, and a workgroup runs on one CPU thread either way.
-const RWG: u32 = 64u;
 const EWG: u32 = 256u;
-
-var<workgroup> tree: array<vec2<f32>, 64>;
-
-// Sum of `v` over the workgroup (two sums at once); every invocation gets the result.
-fn tree_sum2(lid: u32, v: vec2<f32>) -> vec2<f32> {
-    tree[lid] = v;
-    workgroupBarrier();
-    for (var k = RWG / 2u; k > 0u; k = k >> 1u) {
-        if (lid < k) {
-            tree[lid] = tree[lid] + tree[lid + k];
-        }
-        workgroupBarrier();
-    }
-    let r = tree[0];
-    // Keeps a later call from overwriting tree[0] before everyone has read it.
-    workgroupBarrier();
-    return r;
-}
 
 // Walks the M = N·H·W elements of channel ch, invocation lid taking elements lid, lid + 64, ...
 // The (batch, spatial) position advances incrementally, so there is no integer division per element
@@ -109,7 +88,7 @@ fn walk_next(w: ptr<function, Walk>) {
 
 // Slots: 1 x, 2 running_mean, 3 running_var, 4 saved. Variance from centred squares in a second pass
 // over x (more accurate than E[x²] − mean² for activations with a large mean).
-@compute @workgroup_size(64)
+@compute @workgroup_size(RWG)
 fn batchnorm_stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let ch = wid.y * nwg.x + wid.x;
     // Workgroups past the last channel (grid folding) still take part in the barriers.
@@ -177,7 +156,7 @@ fn batchnorm_eval_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_wo
 
 // Slots: 1 x, 2 dy, 3 saved, 4 dgamma, 5 dbeta, 6 y. Writes dgamma = Σ g·x̂ and dbeta = Σ g per channel,
 // g = dy through the activation.
-@compute @workgroup_size(64)
+@compute @workgroup_size(RWG)
 fn batchnorm_backward_gamma_beta(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let ch = wid.y * nwg.x + wid.x;
     let valid = ch < p.c;

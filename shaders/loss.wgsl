@@ -20,26 +20,12 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> b4: array<f32>;
 @group(0) @binding(5) var<storage, read_write> b5: array<f32>;
 
-const RWG: u32 = 64u;
 const EWG: u32 = 256u;
+
 // PyTorch's BCELoss clamps each log at -100 so that p = 0 or 1 gives a finite loss, and its
 // backward divides by max(p·(1−p), 1e-12).
 const LOG_FLOOR: f32 = -100.0;
 const GRAD_EPS: f32 = 1e-12;
-
-var<workgroup> tree: array<f32, 64>;
-
-fn tree_sum(lid: u32, v: f32) -> f32 {
-    tree[lid] = v;
-    workgroupBarrier();
-    for (var k = RWG / 2u; k > 0u; k = k >> 1u) {
-        if (lid < k) {
-            tree[lid] = tree[lid] + tree[lid + k];
-        }
-        workgroupBarrier();
-    }
-    return tree[0];
-}
 
 // log(v) clamped at -100; v <= 0 (including a flushed subnormal) maps to the floor, never to -inf/NaN.
 fn clamped_log(v: f32) -> f32 {
@@ -52,7 +38,7 @@ fn blend(old: f32, v: f32) -> f32 {
 }
 
 // Slots: 1 p, 2 t, 3 loss. loss[0] = scale · Σ −(t·log p + (1−t)·log(1−p)).
-@compute @workgroup_size(64)
+@compute @workgroup_size(RWG)
 fn bce_forward(@builtin(local_invocation_index) lid: u32) {
     var acc = 0.0;
     for (var i = lid; i < p.n; i = i + RWG) {
@@ -76,7 +62,7 @@ fn bce_backward_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgr
 }
 
 // Slots: 1 mu, 2 logvar, 3 loss. loss[0] = scale · Σ −½(1 + logvar − μ² − exp(logvar)).
-@compute @workgroup_size(64)
+@compute @workgroup_size(RWG)
 fn kl_forward(@builtin(local_invocation_index) lid: u32) {
     var acc = 0.0;
     for (var i = lid; i < p.n; i = i + RWG) {
@@ -135,7 +121,7 @@ fn row_logsumexp(row: u32) -> f32 {
     return m + log(s);
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(RWG)
 fn xent_forward(@builtin(local_invocation_index) lid: u32) {
     var acc = 0.0;
     for (var r = lid; r < p.n; r = r + RWG) {

@@ -13,35 +13,13 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
-// 64 invocations: lavapipe runs a workgroup on one CPU thread, and each barrier costs a switch
-// per 8-lane group, so a 256-wide 8-level tree costs ~35 us per workgroup against ~10 us here.
-const WG: u32 = 64u;
-
-var<workgroup> tree: array<f32, 64>;
-
-// Sum of `v` over the workgroup; every invocation gets the result.
-fn tree_sum(lid: u32, v: f32) -> f32 {
-    tree[lid] = v;
-    workgroupBarrier();
-    for (var k = WG / 2u; k > 0u; k = k >> 1u) {
-        if (lid < k) {
-            tree[lid] = tree[lid] + tree[lid + k];
-        }
-        workgroupBarrier();
-    }
-    let r = tree[0];
-    // Keeps a later call from overwriting tree[0] before everyone has read it.
-    workgroupBarrier();
-    return r;
-}
-
 // One workgroup: out[0] = scale * sum(x[0..n]). Measured on lavapipe at 1M elements: 9.1 ms, against
 // 8.1-54 ms for a two-pass version (fixed chunks of 262 144 down to 256 elements per workgroup, plus a
 // second pass): not worth a scratch operand. Sizes in the models are far smaller.
-@compute @workgroup_size(64)
+@compute @workgroup_size(RWG)
 fn sum_forward(@builtin(local_invocation_index) lid: u32) {
     var acc = 0.0;
-    for (var i = lid; i < p.n; i = i + WG) {
+    for (var i = lid; i < p.n; i = i + RWG) {
         acc = acc + x[i];
     }
     let total = tree_sum(lid, acc);
@@ -51,14 +29,14 @@ fn sum_forward(@builtin(local_invocation_index) lid: u32) {
 }
 
 // x is [n, c, s]; out[ch] = scale * sum over (n, s) of x[:, ch, :]. One workgroup per channel.
-@compute @workgroup_size(64)
+@compute @workgroup_size(RWG)
 fn sum_channels_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let ch = wid.y * nwg.x + wid.x;
     // Workgroups past the last channel (from grid folding) still join the barriers, then write nothing.
     let valid = ch < p.c;
     let m = select(0u, p.n * p.s, valid);
     var acc = 0.0;
-    for (var i = lid; i < m; i = i + WG) {
+    for (var i = lid; i < m; i = i + RWG) {
         let b = i / p.s;
         let sp = i - b * p.s;
         acc = acc + x[(b * p.c + ch) * p.s + sp];

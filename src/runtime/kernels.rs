@@ -14,6 +14,9 @@ use super::Gpu;
 /// WGSL prepended to every family: shared helpers such as the 2-D grid index.
 pub const PRELUDE: &str = include_str!("../../shaders/common.wgsl");
 
+/// Workgroup tree sums shared by the reduction families.
+const TREE_SUM: &str = include_str!("../../shaders/tree_sum.wgsl");
+
 /// Tile types, loads and stores shared by the direct convolution passes.
 const CONV_COMMON: &str = include_str!("../../shaders/conv_common.wgsl");
 
@@ -70,7 +73,8 @@ impl Family {
         }
     }
 
-    /// The family's WGSL files in order; the convolution passes share their tile code.
+    /// The family's WGSL files in order: the convolution passes share their tile code, the reductions
+    /// their workgroup sums.
     fn parts(self) -> &'static [&'static str] {
         match self {
             Family::Elementwise => &[include_str!("../../shaders/elementwise.wgsl")],
@@ -78,9 +82,9 @@ impl Family {
             Family::ConvForward => &[CONV_COMMON, include_str!("../../shaders/conv_forward.wgsl")],
             Family::ConvBackwardInput => &[CONV_COMMON, include_str!("../../shaders/conv_backward_input.wgsl")],
             Family::ConvBackwardWeight => &[CONV_COMMON, include_str!("../../shaders/conv_backward_weight.wgsl")],
-            Family::Batchnorm => &[include_str!("../../shaders/batchnorm.wgsl")],
-            Family::Loss => &[include_str!("../../shaders/loss.wgsl")],
-            Family::Reduce => &[include_str!("../../shaders/reduce.wgsl")],
+            Family::Batchnorm => &[TREE_SUM, include_str!("../../shaders/batchnorm.wgsl")],
+            Family::Loss => &[TREE_SUM, include_str!("../../shaders/loss.wgsl")],
+            Family::Reduce => &[TREE_SUM, include_str!("../../shaders/reduce.wgsl")],
             Family::Adam => &[include_str!("../../shaders/adam.wgsl")],
             Family::Random => &[include_str!("../../shaders/random.wgsl")],
             Family::Gather => &[include_str!("../../shaders/gather.wgsl")],

@@ -1,0 +1,29 @@
+// Workgroup sums for the reduction families (batchnorm, loss, reduce), compiled before their files.
+//
+// 64 invocations rather than 256: lavapipe runs a workgroup on one CPU thread and pays a context
+// switch per 8-lane group at every barrier, so a 256-wide 8-level tree costs ~35 us per workgroup
+// against ~10 us here. Entry points that call these use @workgroup_size(RWG).
+const RWG: u32 = 64u;
+
+var<workgroup> tree: array<vec2<f32>, RWG>;
+
+// Sum of `v` over the workgroup (two sums at once); every invocation gets the result.
+fn tree_sum2(lid: u32, v: vec2<f32>) -> vec2<f32> {
+    tree[lid] = v;
+    workgroupBarrier();
+    for (var k = RWG / 2u; k > 0u; k = k >> 1u) {
+        if (lid < k) {
+            tree[lid] = tree[lid] + tree[lid + k];
+        }
+        workgroupBarrier();
+    }
+    let r = tree[0];
+    // Keeps a later call from overwriting tree[0] before everyone has read it.
+    workgroupBarrier();
+    return r;
+}
+
+// Sum of `v` over the workgroup; every invocation gets the result.
+fn tree_sum(lid: u32, v: f32) -> f32 {
+    return tree_sum2(lid, vec2<f32>(v, 0.0)).x;
+}

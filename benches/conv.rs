@@ -2,8 +2,8 @@
 //! (DESIGN.md) at batch 128: forward, input gradient and weight gradient of each layer.
 //!
 //! `cargo bench --bench conv`; `GPUTRAIN_BENCH_QUICK=1` times a single replay per case (smoke test).
-//! Wide layers also get their forward and input-gradient passes lowered to the matmul
-//! (ops::conv_gemm); `*` marks the variant the models' graphs run, and the totals add those.
+//! Wide layers also get their three passes lowered to the matmul (ops::conv_gemm); `*` marks the
+//! variant the models' graphs run, and the totals add those.
 //! GFLOP/s counts 2·(multiply-adds of the convolution) for every pass, the same work in all three.
 //! Times are host wall-clock per replay of prepared dispatches (`Gpu::time_replay`), so on a busy
 //! machine they include whatever else competes for the CPU that lavapipe runs on.
@@ -32,16 +32,21 @@ fn convt(cin: usize, cout: usize, hw: usize, k: usize, stride: usize, pad: usize
 /// (pass, calls, operand lengths in operand order, whether the models' graphs run this variant).
 type Pass = (&'static str, Vec<KernelCall>, Vec<usize>, bool);
 
-/// The direct kernels' three passes of a layer, then the forward and input-gradient passes lowered
-/// to the matmul (ops::conv_gemm) where the layer is wide enough to try.
+/// The direct kernels' three passes of a layer, then the three lowered to the matmul
+/// (ops::conv_gemm) where the layer is wide enough to try.
 fn passes(layer: &Layer) -> Result<(String, f64, Vec<Pass>)> {
     let (name, flops, direct) = direct_passes(layer)?;
     let (view, lowered) = match layer {
-        Layer::Conv(s) => (*s, [conv_gemm::lowers_forward(s), conv_gemm::lowers_backward_input(s)]),
-        Layer::ConvT(t) => (t.conv_view(), [convt::lowers_forward(t), convt::lowers_backward_input(t)]),
+        Layer::Conv(s) => (
+            *s,
+            [conv_gemm::lowers_forward(s), conv_gemm::lowers_backward_input(s), conv_gemm::lowers_backward_weight(s)],
+        ),
+        Layer::ConvT(t) => (
+            t.conv_view(),
+            [convt::lowers_forward(t), convt::lowers_backward_input(t), convt::lowers_backward_weight(t)],
+        ),
     };
-    let mut passes: Vec<Pass> =
-        direct.into_iter().zip([!lowered[0], !lowered[1], true]).map(|((n, c, l), u)| (n, c, l, u)).collect();
+    let mut passes: Vec<Pass> = direct.into_iter().zip(lowered).map(|((n, c, l), low)| (n, c, l, !low)).collect();
     // Layers with 1 input or output channel (the models' first and last) are not worth timing:
     // the GEMM's 64-wide tiles would be almost all padding.
     if view.cin > 1 && view.cout > 1 {
@@ -49,18 +54,21 @@ fn passes(layer: &Layer) -> Result<(String, f64, Vec<Pass>)> {
         let (x, y, w) = (view.x_len(), view.y_len(), view.w_len());
         // The layer's forward pass with its bias, as in the direct rows; the transposed
         // convolution's forward pass is its view's input gradient and vice versa.
-        let (f, b) = match layer {
+        let (f, b, g) = match layer {
             Layer::Conv(s) => (
                 (conv_gemm::forward(s, true, false)?, vec![x, w, s.cout, col, c, y]),
                 (conv_gemm::backward_input(s, false, false)?, vec![y, w, col, c, x]),
+                (conv_gemm::backward_weight(s, false)?, vec![x, y, col, c, w]),
             ),
             Layer::ConvT(t) => (
                 (convt::forward_lowered(t, true, false)?, vec![y, w, t.cout, col, c, x]),
                 (convt::backward_input_lowered(t)?, vec![x, w, col, c, y]),
+                (convt::backward_weight_lowered(t, false)?, vec![y, x, col, c, w]),
             ),
         };
         passes.push(("forward gemm", f.0, f.1, lowered[0]));
         passes.push(("bw_input gemm", b.0, b.1, lowered[1]));
+        passes.push(("bw_weight gemm", g.0, g.1, lowered[2]));
     }
     Ok((name, flops, passes))
 }

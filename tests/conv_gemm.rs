@@ -1,5 +1,5 @@
-//! The convolution lowered to the matmul (ops::conv_gemm) against the f64 references: forward and
-//! input gradient, with and without bias and accumulation, on odd shapes and the models' layers,
+//! The convolution lowered to the matmul (ops::conv_gemm) against the f64 references: forward,
+//! input gradient and weight gradient, with and without bias and accumulation, on odd shapes and the models' layers,
 //! and the transposed convolution's use of it. The references are the ones tests/conv.rs checks
 //! against finite differences, so these comparisons carry the gradient check over to this path.
 mod common;
@@ -81,8 +81,30 @@ fn backward_input_matches_cpu() {
     }
 }
 
-/// A transposed convolution runs its forward pass on the input-gradient lowering and its input
-/// gradient on the forward lowering (ops::conv_transpose); both against the transposed references.
+#[test]
+fn backward_weight_matches_cpu() {
+    for (i, s) in shapes().iter().enumerate() {
+        let seed = 300 + 10 * i as u64;
+        let x = rand_vec(seed, s.x_len(), -1.0, 1.0);
+        let dy = rand_vec(seed + 1, s.y_len(), -1.0, 1.0);
+        let [col, c] = conv_gemm::scratch_lens(s);
+        // Each weight's gradient sums one product per (image, output pixel).
+        let k = s.batch * s.out_h() * s.out_w();
+        let want = conv::cpu_backward_weight(s, &x, &dy);
+
+        let out = run(&conv_gemm::backward_weight(s, false).unwrap(), &[&x, &dy], &[col, c, s.w_len()]);
+        assert_close(&format!("{s:?} backward_weight"), &out[4], &want, tol(k), 1e-5);
+
+        let dw0 = rand_vec(seed + 2, s.w_len(), -1.0, 1.0);
+        let (g_col, g_c) = (rand_vec(1, col, 5.0, 6.0), rand_vec(2, c, 5.0, 6.0));
+        let out = run(&conv_gemm::backward_weight(s, true).unwrap(), &[&x, &dy, &g_col, &g_c, &dw0], &[]);
+        assert_close(&format!("{s:?} backward_weight accumulate"), &out[4], &plus(&dw0, &want), tol(k + 1), 1e-5);
+    }
+}
+
+/// A transposed convolution runs its forward pass on the input-gradient lowering, its input
+/// gradient on the forward lowering and its weight gradient on the view's (ops::conv_transpose);
+/// all against the transposed references.
 #[test]
 fn transposed_convolution_through_the_lowering_matches_cpu() {
     let shapes = [
@@ -105,6 +127,10 @@ fn transposed_convolution_through_the_lowering_matches_cpu() {
         let out = run(&conv_gemm::forward(&s, false, false).unwrap(), &[&dy, &w], &[col, c, t.x_len()]);
         let want = convt::cpu_backward_input(t, &dy, &w);
         assert_close(&format!("{t:?} backward_input"), &out[4], &want, tol(t.cout * t.k * t.k), 1e-5);
+
+        let out = run(&convt::backward_weight_lowered(t, false).unwrap(), &[&x, &dy], &[col, c, t.w_len()]);
+        let want = convt::cpu_backward_weight(t, &x, &dy);
+        assert_close(&format!("{t:?} backward_weight"), &out[4], &want, tol(t.batch * t.h * t.w), 1e-5);
     }
 }
 
@@ -118,6 +144,10 @@ fn the_models_wide_layers_lower_and_the_narrow_ones_do_not() {
     assert!(!conv_gemm::lowers_forward(&vae_e3) && !conv_gemm::lowers_forward(&gan_d0));
     assert!(conv_gemm::lowers_backward_input(&gan_d5));
     assert!(!conv_gemm::lowers_backward_input(&gan_d2) && !conv_gemm::lowers_backward_input(&vae_e3));
+    assert!(conv_gemm::lowers_backward_weight(&gan_d2) && conv_gemm::lowers_backward_weight(&gan_d5));
+    assert!(!conv_gemm::lowers_backward_weight(&vae_e3) && !conv_gemm::lowers_backward_weight(&gan_d0));
+    let gan_g0 = ConvTranspose2dShape { batch: 128, cin: 100, cout: 256, h: 1, w: 1, k: 4, stride: 1, pad: 0 };
+    assert!(convt::lowers_backward_weight(&gan_g0) && !convt::lowers_forward(&gan_g0));
     // A batch whose col would exceed the scratch cap stays on the direct kernels.
     assert!(!conv_gemm::lowers_forward(&Conv2dShape { batch: 4096, ..gan_d2 }));
 }

@@ -281,8 +281,10 @@ const WIDE_T: ConvTranspose2dShape =
 #[test]
 fn lowered_convolutions_match_composed_cpu_references() {
     use gputrain::ops::conv_gemm;
-    assert!(conv_gemm::lowers_forward(&WIDE) && conv_gemm::lowers_backward_input(&WIDE));
-    assert!(conv_gemm::lowers_forward(&WIDE_T.conv_view()) && conv_gemm::lowers_backward_input(&WIDE_T.conv_view()));
+    for s in [WIDE, WIDE_T.conv_view()] {
+        let lowers = [conv_gemm::lowers_forward(&s), conv_gemm::lowers_backward_input(&s)];
+        assert!(lowers[0] && lowers[1] && conv_gemm::lowers_backward_weight(&s), "{s:?}");
+    }
     // x → conv → tanh → conv-transpose → conv-transpose's bias → tanh → Σ; x needs a gradient too
     // (it is a parameter here), so every input-gradient path runs.
     let mut g = Graph::new();

@@ -130,7 +130,12 @@ impl Op {
                 } else {
                     ctx.grad_into(i[0], &[dy, i[1]], || conv::backward_input(s))?;
                 }
-                ctx.grad_into(i[1], &[i[0], dy], || conv::backward_weight(s))?;
+                if conv_gemm::lowers_backward_weight(s) {
+                    let args = [&[i[0], dy], &scratch(ctx.graph, s)[..]].concat();
+                    ctx.grad_into(i[1], &args, || conv_gemm::backward_weight(s, false))?;
+                } else {
+                    ctx.grad_into(i[1], &[i[0], dy], || conv::backward_weight(s))?;
+                }
                 if *bias {
                     ctx.grad_into(i[2], &[dy], || conv::bias_grad(s.batch, s.cout, s.out_h(), s.out_w()))?;
                 }
@@ -143,7 +148,12 @@ impl Op {
                 } else {
                     ctx.grad_into(i[0], &[dy, i[1]], || conv_transpose::backward_input(s))?;
                 }
-                ctx.grad_into(i[1], &[i[0], dy], || conv_transpose::backward_weight(s))?;
+                if conv_transpose::lowers_backward_weight(s) {
+                    let args = [&[i[0], dy], &scratch(ctx.graph, &s.conv_view())[..]].concat();
+                    ctx.grad_into(i[1], &args, || conv_transpose::backward_weight_lowered(s, false))?;
+                } else {
+                    ctx.grad_into(i[1], &[i[0], dy], || conv_transpose::backward_weight(s))?;
+                }
                 if *bias {
                     ctx.grad_into(i[2], &[dy], || conv::bias_grad(s.batch, s.cout, s.out_h(), s.out_w()))?;
                 }

@@ -1,5 +1,5 @@
-//! Convolution forward and input gradient lowered to the matmul: im2col (or col2im) plus one GEMM
-//! plus a swap of the first two dimensions (shaders/conv_gemm.wgsl).
+//! Convolution passes lowered to the matmul: im2col (or col2im) plus one GEMM plus a swap of the
+//! first two dimensions (shaders/conv_gemm.wgsl).
 //!
 //! Why: on the software adapter the matmul runs at 14-16 GFLOP/s on these shapes while the direct
 //! conv kernels (ops::conv) reach 5-9 on the models' wide layers; moving each element of col once
@@ -11,9 +11,10 @@
 //! still comes last:
 //! - forward: `[x, w, b, col, c, y]` with bias, `[x, w, col, c, y]` without;
 //! - input gradient: `[dy, w, b, dcol, dyt, dx]` with bias, `[dy, w, dcol, dyt, dx]` without (the
-//!   bias form is the transposed convolution's forward pass).
+//!   bias form is the transposed convolution's forward pass);
+//! - weight gradient: `[x, dy, col, dyt, dw]`;
 //!
-//! so that both passes take their scratch in `scratch_lens` order.
+//! so that every pass takes its scratch in `scratch_lens` order.
 
 use anyhow::{bail, Result};
 
@@ -35,6 +36,13 @@ const MAX_COL_BYTES: usize = 64 << 20;
 const FORWARD_MIN_COUT: usize = 128;
 const FORWARD_MIN_DOT: usize = 1024;
 const BACKWARD_MIN_COUT: usize = 256;
+/// The weight gradient, a [Cout, Cin·k²] product of N·OH·OW-long dot products, wins once that
+/// product has 2¹⁷ elements (32 of the matmul's 64×64 tiles; ms at batch 128, three runs, direct →
+/// lowered): ConvT(256→128) 4²: 211-262 → 149-166, Conv(128→256) 8²: 214-299 → 150-206,
+/// ConvT(100→256) 1²: 29 → 13, Conv(64→128) 8²: 54-67 → 43-55, Conv(64→128) 16²: 185-198 → 174-193,
+/// ConvT(128→64) 8²: 190-192 → 174-182, ConvT(128→64) 4²: 54 → 53; it loses below (Conv(32→64)
+/// 16², 2¹⁵: 54-74 → 75-76; ConvT(64→32) 8²: 49-74 → 64-66).
+const WEIGHT_MIN_OUTPUT: usize = 1 << 17;
 
 /// Whether `s`'s forward pass runs through the matmul.
 pub fn lowers_forward(s: &Conv2dShape) -> bool {
@@ -44,6 +52,11 @@ pub fn lowers_forward(s: &Conv2dShape) -> bool {
 /// Whether `s`'s input gradient runs through the matmul.
 pub fn lowers_backward_input(s: &Conv2dShape) -> bool {
     s.cout >= BACKWARD_MIN_COUT && fits(s)
+}
+
+/// Whether `s`'s weight gradient runs through the matmul.
+pub fn lowers_backward_weight(s: &Conv2dShape) -> bool {
+    s.cout * s.cin * s.k * s.k >= WEIGHT_MIN_OUTPUT && fits(s)
 }
 
 /// Workgroup rows of the 2-D grids (see `call`) and the largest index the shader's f32 division
@@ -109,8 +122,8 @@ fn call(entry: &'static str, params: Vec<u32>, operands: [usize; 3], width: usiz
 }
 
 /// The matmul's calls with its operands `[a, b, c]` renamed to `to`.
-fn gemm(shape: MatmulShape, to: [usize; 3]) -> Result<Vec<KernelCall>> {
-    Ok(rename_operands(matmul::matmul(shape, false, false)?, &to))
+fn gemm(shape: MatmulShape, accumulate: bool, to: [usize; 3]) -> Result<Vec<KernelCall>> {
+    Ok(rename_operands(matmul::matmul(shape, false, accumulate)?, &to))
 }
 
 /// Operand slots shared by both passes: the bias (the weight's slot, never read, without one) and
@@ -128,7 +141,7 @@ pub fn forward(s: &Conv2dShape, bias: bool, accumulate: bool) -> Result<Vec<Kern
     let (p, r) = (s.out_h() * s.out_w(), pixels(s));
     elements("im2col", &[s.cin * s.k * s.k, r])?;
     let mut calls = vec![call("im2col", params(s, 0, [0; 3]), [x, x, col], r, s.cin)?];
-    calls.extend(gemm(MatmulShape::nn(s.cout, r, s.cin * s.k * s.k), [w, col, c])?);
+    calls.extend(gemm(MatmulShape::nn(s.cout, r, s.cin * s.k * s.k), false, [w, col, c])?);
     let swap = params(s, flags(bias, accumulate), [s.cout, s.batch, p]);
     calls.push(call("planes_swap", swap, [c, b, y], s.cout * p, s.batch)?);
     Ok(calls)
@@ -142,8 +155,23 @@ pub fn backward_input(s: &Conv2dShape, bias: bool, accumulate: bool) -> Result<V
     let (p, r) = (s.out_h() * s.out_w(), pixels(s));
     elements("col2im", &[s.cin * s.k * s.k, r])?;
     let mut calls = vec![call("planes_swap", params(s, 0, [s.batch, s.cout, p]), [dy, dy, dyt], s.batch * p, s.cout)?];
-    calls.extend(gemm(MatmulShape::tn(s.cin * s.k * s.k, r, s.cout), [w, dyt, dcol])?);
+    calls.extend(gemm(MatmulShape::tn(s.cin * s.k * s.k, r, s.cout), false, [w, dyt, dcol])?);
     let unfold = params(s, flags(bias, accumulate), [0; 3]);
     calls.push(call("col2im", unfold, [dcol, b, dx], s.h * s.w, s.batch * s.cin)?);
+    Ok(calls)
+}
+
+/// dw (+)= the weight gradient of conv(x, w) for dy: dYᵀ [Cout, N·P] times colᵀ, col = im2col(x).
+/// Operands `[x, dy, col, dyt, dw]`.
+pub fn backward_weight(s: &Conv2dShape, accumulate: bool) -> Result<Vec<KernelCall>> {
+    s.validate("conv2d_backward_weight (gemm)")?;
+    let [x, dy, col, dyt, dw] = [0, 1, 2, 3, 4];
+    let (p, r) = (s.out_h() * s.out_w(), pixels(s));
+    elements("im2col", &[s.cin * s.k * s.k, r])?;
+    let mut calls = vec![
+        call("im2col", params(s, 0, [0; 3]), [x, x, col], r, s.cin)?,
+        call("planes_swap", params(s, 0, [s.batch, s.cout, p]), [dy, dy, dyt], s.batch * p, s.cout)?,
+    ];
+    calls.extend(gemm(MatmulShape::nt(s.cout, s.cin * s.k * s.k, r), accumulate, [dyt, col, dw])?);
     Ok(calls)
 }

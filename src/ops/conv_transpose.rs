@@ -132,6 +132,20 @@ pub fn backward_input_lowered(s: &ConvTranspose2dShape) -> Result<Vec<KernelCall
     conv_gemm::forward(&s.conv_view(), false, false)
 }
 
+/// Whether the weight gradient runs through the matmul (`backward_weight_lowered`): it is the
+/// weight gradient of `conv_view`.
+pub fn lowers_backward_weight(s: &ConvTranspose2dShape) -> bool {
+    conv_gemm::lowers_backward_weight(&s.conv_view())
+}
+
+/// `backward_weight` lowered to the matmul. Operands `[x, dy, col, dyt, dw]`, the scratch sized as
+/// for `forward_lowered`.
+pub fn backward_weight_lowered(s: &ConvTranspose2dShape, accumulate: bool) -> Result<Vec<KernelCall>> {
+    s.validate("conv_transpose2d_backward_weight")?;
+    // The view's input is this op's dy and its output gradient this op's x.
+    Ok(rename_operands(conv_gemm::backward_weight(&s.conv_view(), accumulate)?, &[1, 0, 2, 3, 4]))
+}
+
 /// Operands: `[dy, w, dx]`; dx is overwritten.
 pub fn backward_input(s: &ConvTranspose2dShape) -> Result<Vec<KernelCall>> {
     backward_input_with(s, false)

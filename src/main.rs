@@ -16,7 +16,7 @@ mod cli {
 
 use gputrain::data::Dataset;
 use gputrain::models::vae::{Vae, VaeConfig};
-use gputrain::runtime::{BackendChoice, Gpu};
+use gputrain::runtime::{BackendChoice, Gpu, KernelChoice, KernelSet};
 use gputrain::train::checkpoint;
 use gputrain::train::model::{ImageBatch, TrainableModel};
 use gputrain::train::run::{self, RunOptions, StopReason};
@@ -27,6 +27,10 @@ struct Cli {
     /// wgpu backend: auto, vulkan, gl, metal or dx12 (default: $WGPU_BACKEND, else auto).
     #[arg(long, global = true)]
     backend: Option<BackendChoice>,
+    /// Matmul and convolution kernels: auto (lavapipe's on the 8-lane software adapter, tiled
+    /// everywhere else), tiled or lavapipe (default: $GPUTRAIN_KERNELS, else auto).
+    #[arg(long, global = true)]
+    kernels: Option<KernelChoice>,
     #[command(subcommand)]
     command: Command,
 }
@@ -195,11 +199,18 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     let backend = BackendChoice::resolve(cli.backend)?;
-    let gpu = || Gpu::new(backend);
+    let kernels = KernelChoice::resolve(cli.kernels)?;
+    let gpu = || Gpu::open(backend, kernels);
     match cli.command {
         Command::Info => {
             let g = gpu()?;
             println!("{}", g.report());
+            if g.kernel_set == KernelSet::Tiled {
+                println!("tiled GEMM blocks (chosen per product shape):");
+                for line in gputrain::ops::gemm::describe_tiles() {
+                    println!("  {line}");
+                }
+            }
             if g.is_software() {
                 println!("note: this is a software adapter (CPU); training works but is slow");
             }
@@ -441,7 +452,7 @@ fn bench(a: BenchArgs, gpu: impl Fn() -> Result<Gpu>) -> Result<()> {
     let data = Dataset::load(a.data.as_deref())?;
     let gpu = gpu()?;
     if !a.json {
-        println!("{}\ndata: {}", gpu.describe(), data.source);
+        println!("{}, {} kernels\ndata: {}", gpu.describe(), gpu.kernel_set, data.source);
     }
     let mut results = Vec::new();
     for m in &models {
@@ -466,6 +477,7 @@ fn bench(a: BenchArgs, gpu: impl Fn() -> Result<Gpu>) -> Result<()> {
             "adapter": gpu.describe(),
             "software_adapter": gpu.is_software(),
             "timestamp_queries": gpu.has_timestamps(),
+            "kernels": gputrain::ops::gemm::kernel_set_json(gpu.kernel_set),
             "data": data.source,
             "results": results.iter().map(gputrain::bench::to_json).collect::<Vec<_>>(),
         });

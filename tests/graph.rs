@@ -18,7 +18,7 @@ const BS: BatchNormShape = BatchNormShape { n: N, c: C, h: 6, w: 6 };
 /// x → BN+LeakyReLU (fused) → BN → Tanh → Σ (normalisation layers with trainable γ, β and running
 /// stats).
 fn net() -> (Graph, TensorId) {
-    let mut g = Graph::new();
+    let mut g = Graph::new(common::gpu().kernel_set);
     let x = g.external("x", &[N, C, 6, 6]);
     let h = nn::batchnorm_act(&mut g, "bn1", x, true, WeightInit::Dcgan, BnAct::LeakyRelu(0.2)).unwrap();
     let h = nn::batchnorm(&mut g, "bn2", h, true, WeightInit::Dcgan).unwrap();
@@ -116,7 +116,7 @@ fn same_seed_gives_bit_identical_losses_and_training_lowers_the_loss() {
 #[test]
 fn tensor_larger_than_the_binding_limit_is_refused() {
     let g = gpu();
-    let mut graph = Graph::new();
+    let mut graph = Graph::new(common::gpu().kernel_set);
     // 40M floats = 160 MB per activation, above lavapipe's (and WebGPU's) 128 MiB binding limit.
     let x = graph.external("x", &[40, 1, 1000, 1000]);
     let y = nn::act(&mut graph, x, Activation::Relu);

@@ -13,7 +13,7 @@ use gputrain::ops::elementwise::Activation;
 #[test]
 fn steps_are_one_submit_and_allocate_nothing_even_over_thousands() {
     let g = gpu();
-    let mut graph = Graph::new();
+    let mut graph = Graph::new(g.kernel_set);
     let x = graph.external("x", &[4, 1, 8, 8]);
     let t = graph.external("t", &[4, 1]);
     let h = nn::conv2d(&mut graph, "conv", x, 3, 4, 2, 1, false, WeightInit::Dcgan).unwrap();

@@ -65,7 +65,7 @@ const OUT: usize = 3;
 /// Two batches through the same two linear layers (as a discriminator sees real and fake data), each
 /// with a mean BCE loss: every weight is used twice, so its gradient is an accumulation.
 fn mlp(freeze_fc2: bool) -> Graph {
-    let mut g = Graph::new();
+    let mut g = Graph::new(common::gpu().kernel_set);
     for k in 0..2 {
         let x = g.external(&format!("x{k}"), &[B, IN]);
         let t = g.external(&format!("t{k}"), &[B, OUT]);
@@ -178,7 +178,7 @@ const DEC: ConvTranspose2dShape =
 const FLAT: usize = 3 * 4 * 4;
 
 fn mini_vae() -> Graph {
-    let mut g = Graph::new();
+    let mut g = Graph::new(common::gpu().kernel_set);
     let x = g.external("x", &[N, 1, 8, 8]);
     let eps = g.external("eps", &[N, Z]);
     let h = nn::conv2d(&mut g, "enc", x, 3, 4, 2, 1, true, WeightInit::Default).unwrap();
@@ -287,7 +287,7 @@ fn lowered_convolutions_match_composed_cpu_references() {
     }
     // x → conv → tanh → conv-transpose → conv-transpose's bias → tanh → Σ; x needs a gradient too
     // (it is a parameter here), so every input-gradient path runs.
-    let mut g = Graph::new();
+    let mut g = Graph::new(common::gpu().kernel_set);
     let x = g.param("x", &[2, 64, 4, 4], gputrain::graph::Init::Uniform(1.0)).unwrap();
     let h = nn::conv2d(&mut g, "c", x, 256, 4, 2, 1, false, WeightInit::Default).unwrap();
     let h = nn::act(&mut g, h, Activation::Tanh);

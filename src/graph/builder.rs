@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use super::params::StoreBuf;
 use super::tensor::{Role, TensorId, TensorInfo};
 use super::Op;
-use crate::runtime::KernelCall;
+use crate::runtime::{KernelCall, KernelSet};
 
 /// A kernel call bound to graph tensors: `args[i]` is the tensor for the call's operand `i`.
 #[derive(Clone, Debug)]
@@ -41,8 +41,9 @@ pub struct Node {
 }
 
 /// A model recorded as a static list of nodes.
-#[derive(Default)]
 pub struct Graph {
+    /// The kernel set the graph's matmuls and convolutions are compiled for.
+    pub kernels: KernelSet,
     pub tensors: Vec<TensorInfo>,
     pub nodes: Vec<Node>,
     pub params: Vec<ParamSpec>,
@@ -58,8 +59,18 @@ pub struct Graph {
 }
 
 impl Graph {
-    pub fn new() -> Self {
-        Self::default()
+    pub fn new(kernels: KernelSet) -> Self {
+        Graph {
+            kernels,
+            tensors: Vec::new(),
+            nodes: Vec::new(),
+            params: Vec::new(),
+            losses: Vec::new(),
+            metrics: Vec::new(),
+            outputs: Vec::new(),
+            frozen: Vec::new(),
+            by_name: HashMap::new(),
+        }
     }
 
     pub fn info(&self, t: TensorId) -> &TensorInfo {

@@ -4,14 +4,14 @@ use anyhow::{bail, Result};
 
 use super::autodiff::GradCtx;
 use super::builder::{BoundCall, Graph, Node};
+use super::TensorId;
 use crate::ops::batchnorm::{self, BatchNormShape, BnAct};
-use crate::ops::conv::{self, Conv2dShape};
-use crate::ops::conv_gemm;
-use crate::ops::conv_transpose::{self, ConvTranspose2dShape};
+use crate::ops::conv::Conv2dShape;
+use crate::ops::conv_transpose::ConvTranspose2dShape;
 use crate::ops::elementwise::{self, Activation};
 use crate::ops::gather::{self, GatherShape};
 use crate::ops::loss::{self, BceReduction};
-use crate::ops::matmul;
+use crate::ops::passes::{self, Pass};
 use crate::ops::pool::{self, PoolShape};
 use crate::ops::random::{self, Distribution, RngKey};
 use crate::ops::reduce;
@@ -56,7 +56,7 @@ pub enum Op {
     BatchNormEval(BatchNormShape, BnAct),
 }
 
-fn bind(calls: Vec<KernelCall>, args: Vec<super::TensorId>) -> Vec<BoundCall> {
+fn bind(calls: Vec<KernelCall>, args: Vec<TensorId>) -> Vec<BoundCall> {
     calls.into_iter().map(|call| BoundCall { call, args: args.clone() }).collect()
 }
 
@@ -76,23 +76,23 @@ impl Op {
             Op::SumLoss => bind(reduce::sum(g.len(i[0]))?, vec![i[0], o[0]]),
             Op::Mean => bind(reduce::mean(g.len(i[0]))?, vec![i[0], o[0]]),
             Op::MaxPool(s) => bind(pool::forward(s)?, vec![i[0], o[0]]),
-            Op::Linear { batch, inp, out } => bind(matmul::linear_forward(*batch, *inp, *out)?, with_out(i, o[0])),
+            Op::Linear { batch, inp, out } => {
+                bind(passes::linear_forward(g.kernels, *batch, *inp, *out)?, with_out(i, o[0]))
+            }
             Op::Bce { batch, per_item, reduction } => {
                 bind(loss::bce_forward(*batch, *per_item, *reduction)?, vec![i[0], i[1], o[0]])
             }
             Op::Kl { batch, z } => bind(loss::kl_forward(*batch, *z)?, vec![i[0], i[1], o[0]]),
             Op::Xent { rows, classes } => bind(loss::xent_forward(*rows, *classes)?, vec![i[0], i[1], o[0]]),
             Op::Reparam => bind(loss::reparam_forward(g.len(i[0]))?, vec![i[0], i[1], i[2], o[0]]),
-            Op::Conv2d(s, bias) if conv_gemm::lowers_forward(s) => {
-                let args = [&i[..], &scratch(g, s), &o[..1]].concat();
-                bind(conv_gemm::forward(s, *bias, false)?, args)
+            Op::Conv2d(s, bias) => {
+                let pass = passes::conv_forward(g.kernels, s, *bias)?;
+                bind_pass(g, pass, i, o[0])
             }
-            Op::Conv2d(s, bias) => bind(conv::forward(s, *bias, false)?, with_out(i, o[0])),
-            Op::ConvT2d(s, bias) if conv_transpose::lowers_forward(s) => {
-                let args = [&i[..], &scratch(g, &s.conv_view()), &o[..1]].concat();
-                bind(conv_transpose::forward_lowered(s, *bias, false)?, args)
+            Op::ConvT2d(s, bias) => {
+                let pass = passes::conv_t_forward(g.kernels, s, *bias)?;
+                bind_pass(g, pass, i, o[0])
             }
-            Op::ConvT2d(s, bias) => bind(conv_transpose::forward(s, *bias, false)?, with_out(i, o[0])),
             Op::BatchNorm(s, a) => {
                 bind(batchnorm::train_forward(s, *a)?, vec![i[0], i[1], i[2], i[3], i[4], o[1], o[0]])
             }
@@ -124,38 +124,20 @@ impl Op {
             }
             Op::Conv2d(s, bias) => {
                 let Some(dy) = ctx.grad(o[0]) else { return Ok(()) };
-                if conv_gemm::lowers_backward_input(s) {
-                    let args = [&[dy, i[1]], &scratch(ctx.graph, s)[..]].concat();
-                    ctx.grad_into(i[0], &args, || conv_gemm::backward_input(s, false, false))?;
-                } else {
-                    ctx.grad_into(i[0], &[dy, i[1]], || conv::backward_input(s))?;
-                }
-                if conv_gemm::lowers_backward_weight(s) {
-                    let args = [&[i[0], dy], &scratch(ctx.graph, s)[..]].concat();
-                    ctx.grad_into(i[1], &args, || conv_gemm::backward_weight(s, false))?;
-                } else {
-                    ctx.grad_into(i[1], &[i[0], dy], || conv::backward_weight(s))?;
-                }
+                let set = ctx.graph.kernels;
+                grad_pass(ctx, i[0], &[dy, i[1]], || passes::conv_backward_input(set, s))?;
+                grad_pass(ctx, i[1], &[i[0], dy], || passes::conv_backward_weight(set, s))?;
                 if *bias {
-                    ctx.grad_into(i[2], &[dy], || conv::bias_grad(s.batch, s.cout, s.out_h(), s.out_w()))?;
+                    ctx.grad_into(i[2], &[dy], || passes::conv_bias_grad(set, s.batch, s.cout, s.out_h(), s.out_w()))?;
                 }
             }
             Op::ConvT2d(s, bias) => {
                 let Some(dy) = ctx.grad(o[0]) else { return Ok(()) };
-                if conv_transpose::lowers_backward_input(s) {
-                    let args = [&[dy, i[1]], &scratch(ctx.graph, &s.conv_view())[..]].concat();
-                    ctx.grad_into(i[0], &args, || conv_transpose::backward_input_lowered(s))?;
-                } else {
-                    ctx.grad_into(i[0], &[dy, i[1]], || conv_transpose::backward_input(s))?;
-                }
-                if conv_transpose::lowers_backward_weight(s) {
-                    let args = [&[i[0], dy], &scratch(ctx.graph, &s.conv_view())[..]].concat();
-                    ctx.grad_into(i[1], &args, || conv_transpose::backward_weight_lowered(s, false))?;
-                } else {
-                    ctx.grad_into(i[1], &[i[0], dy], || conv_transpose::backward_weight(s))?;
-                }
+                let set = ctx.graph.kernels;
+                grad_pass(ctx, i[0], &[dy, i[1]], || passes::conv_t_backward_input(set, s))?;
+                grad_pass(ctx, i[1], &[i[0], dy], || passes::conv_t_backward_weight(set, s))?;
                 if *bias {
-                    ctx.grad_into(i[2], &[dy], || conv::bias_grad(s.batch, s.cout, s.out_h(), s.out_w()))?;
+                    ctx.grad_into(i[2], &[dy], || passes::conv_bias_grad(set, s.batch, s.cout, s.out_h(), s.out_w()))?;
                 }
             }
             Op::BatchNorm(s, a) => {
@@ -173,10 +155,10 @@ impl Op {
             }
             Op::Linear { batch, inp, out } => {
                 let Some(dy) = ctx.grad(o[0]) else { return Ok(()) };
-                let (b, n, m) = (*batch, *inp, *out);
-                ctx.grad_into(i[0], &[dy, i[1]], || matmul::linear_backward_input(b, n, m, false))?;
-                ctx.grad_into(i[1], &[dy, i[0]], || matmul::linear_backward_weight(b, n, m, false))?;
-                ctx.grad_into(i[2], &[dy], || matmul::linear_backward_bias(b, m, false))?;
+                let (b, n, m, set) = (*batch, *inp, *out, ctx.graph.kernels);
+                ctx.grad_into(i[0], &[dy, i[1]], || passes::linear_backward_input(set, b, n, m))?;
+                ctx.grad_into(i[1], &[dy, i[0]], || passes::linear_backward_weight(set, b, n, m))?;
+                ctx.grad_into(i[2], &[dy], || passes::linear_backward_bias(set, b, m))?;
             }
             // Losses are differentiated with unit weight: the total loss is their plain sum.
             Op::Bce { batch, per_item, reduction } => {
@@ -203,14 +185,30 @@ impl Op {
     }
 }
 
-/// Scratch for a convolution lowered to the matmul (ops::conv_gemm), in its operand order. The
-/// planner overlaps scratch of different layers: each lives only across its op's three dispatches.
-fn scratch(g: &mut Graph, s: &Conv2dShape) -> [super::TensorId; 2] {
-    conv_gemm::scratch_lens(s).map(|n| g.transient("conv_gemm.scratch", &[n]))
+/// Binds a forward pass: inputs, then fresh scratch tensors, then the output. The planner overlaps
+/// scratch of different layers: each lives only across its own pass's dispatches.
+fn bind_pass(g: &mut Graph, pass: Pass, inputs: &[TensorId], out: TensorId) -> Vec<BoundCall> {
+    let scratch: Vec<TensorId> = pass.scratch.iter().map(|&n| g.transient("pass.scratch", &[n])).collect();
+    bind(pass.calls, [inputs, &scratch, &[out]].concat())
+}
+
+/// The gradient of `t` through a pass over `inputs` (plus the pass's scratch), if `t` needs one.
+fn grad_pass(
+    ctx: &mut GradCtx<'_>,
+    t: TensorId,
+    inputs: &[TensorId],
+    pass: impl FnOnce() -> Result<Pass>,
+) -> Result<()> {
+    if !ctx.needs(t) {
+        return Ok(());
+    }
+    let pass = pass()?;
+    let scratch: Vec<TensorId> = pass.scratch.iter().map(|&n| ctx.graph.transient("pass.scratch", &[n])).collect();
+    ctx.grad_into(t, &[inputs, &scratch].concat(), || Ok(pass.calls))
 }
 
 /// Inputs followed by the output: the operand order of the conv and linear kernels.
-fn with_out(inputs: &[super::TensorId], out: super::TensorId) -> Vec<super::TensorId> {
+fn with_out(inputs: &[TensorId], out: TensorId) -> Vec<TensorId> {
     let mut v = inputs.to_vec();
     v.push(out);
     v

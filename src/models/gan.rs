@@ -21,7 +21,7 @@ use crate::ops::gather::{pack_u8, GatherShape};
 use crate::ops::loss::BceReduction;
 use crate::ops::random::{Distribution, RngKey};
 use crate::runtime::launch::Prepared;
-use crate::runtime::{Gpu, GpuBuffer};
+use crate::runtime::{Gpu, GpuBuffer, KernelSet};
 use crate::train::checkpoint::{Checkpoint, TensorData};
 use crate::train::model::{Evaluation, ImageBatch, TrainableModel};
 
@@ -175,8 +175,8 @@ fn gather_shape(split: &Split, batch: usize, steps: usize, pad: usize) -> Gather
 }
 
 /// D step: BCE(D(x), real_label) + BCE(D(G(z)), 0), G frozen. Returns (graph, real batch, fake batch).
-fn d_step(cfg: &GanConfig, shape: &GatherShape) -> Result<(Graph, TensorId, TensorId)> {
-    let mut g = Graph::new();
+fn d_step(kernels: KernelSet, cfg: &GanConfig, shape: &GatherShape) -> Result<(Graph, TensorId, TensorId)> {
+    let mut g = Graph::new(kernels);
     let b = cfg.batch_size;
     let x = nn::gather(&mut g, "images", shape, 0)?;
     let real = g.external("real_label", &[b, 1, 1, 1]);
@@ -199,8 +199,8 @@ fn d_step(cfg: &GanConfig, shape: &GatherShape) -> Result<(Graph, TensorId, Tens
 }
 
 /// G step: BCE(D(G(z)), 1) through a frozen D (non-saturating loss).
-fn g_step(cfg: &GanConfig, channels: usize) -> Result<Graph> {
-    let mut g = Graph::new();
+fn g_step(kernels: KernelSet, cfg: &GanConfig, channels: usize) -> Result<Graph> {
+    let mut g = Graph::new(kernels);
     let ones = g.external("g_label", &[cfg.batch_size, 1, 1, 1]);
     let z = noise(&mut g, cfg);
     let fake = generator(&mut g, z, BnMode::TrainNoStats, cfg.arch, channels)?;
@@ -286,8 +286,8 @@ impl Gan {
         adam.validate().context("--lr")?;
         let steps_per_epoch = s.n / b;
         let shape = gather_shape(s, b, steps_per_epoch, pad);
-        let (mut dg, real_out, fake_out) = d_step(cfg, &shape)?;
-        let mut gg = g_step(cfg, channels)?;
+        let (mut dg, real_out, fake_out) = d_step(gpu.kernel_set, cfg, &shape)?;
+        let mut gg = g_step(gpu.kernel_set, cfg, channels)?;
         // G's trainable parameters first, then D's, so each optimiser updates one contiguous span;
         // G's running statistics are recorded only by the D step graph.
         let mut specs: Vec<_> = gg.params.iter().collect();
@@ -296,7 +296,7 @@ impl Gan {
         let d_steps = compile(&mut dg, &store, Mode::Train { adam: &adam, end_of_step: false })?;
         let g_steps = compile(&mut gg, &store, Mode::Train { adam: &adam, end_of_step: true })?;
 
-        let mut sg = Graph::new();
+        let mut sg = Graph::new(gpu.kernel_set);
         let z = sg.external("z", &noise_shape(cfg.arch, SAMPLES, cfg.latent));
         let sample_out = generator(&mut sg, z, BnMode::Eval, cfg.arch, channels)?;
         sg.mark_output(sample_out);

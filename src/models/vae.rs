@@ -152,14 +152,14 @@ impl Vae {
         let steps_per_epoch = data.train.n / b;
         let eval_steps = data.test.n / b;
 
-        let mut tg = Graph::new();
+        let mut tg = Graph::new(gpu.kernel_set);
         let train_in = Input { shape: gather_shape(&data.train, b, steps_per_epoch, pad), slot: 0 };
         full(&mut tg, &train_in, cfg.latent, true, cfg.seed)?;
         let specs: Vec<_> = tg.params.iter().collect();
         let store = ParamStore::new(gpu, &specs, cfg.seed)?;
         let train_steps = compile(&mut tg, &store, Mode::Train { adam: &adam, end_of_step: true })?;
 
-        let mut eg = Graph::new();
+        let mut eg = Graph::new(gpu.kernel_set);
         let eval_in = Input { shape: gather_shape(&data.test, b, eval_steps, pad), slot: EVAL_SLOT };
         let (ex, erecon, _) = full(&mut eg, &eval_in, cfg.latent, false, cfg.seed)?;
         eg.mark_output(ex);
@@ -167,13 +167,13 @@ impl Vae {
         let mut eval_steps_list = compile(&mut eg, &store, Mode::Forward)?;
         crate::graph::autodiff::increment_slot(&mut eg, &mut eval_steps_list, EVAL_SLOT);
 
-        let mut dg = Graph::new();
+        let mut dg = Graph::new(gpu.kernel_set);
         let z = dg.external("z", &[SAMPLES, cfg.latent]);
         let out = decoder(&mut dg, z, false, channels)?;
         dg.mark_output(out);
         let decode_steps = compile(&mut dg, &store, Mode::Forward)?;
 
-        let mut ng = Graph::new();
+        let mut ng = Graph::new(gpu.kernel_set);
         let enc_in = Input { shape: gather_shape(&data.test, ENCODE.min(data.test.n), 1, pad), slot: EVAL_SLOT };
         let x = nn::gather(&mut ng, "images", &enc_in.shape, enc_in.slot)?;
         let (encode_mu, _) = encoder(&mut ng, x, cfg.latent, false)?;

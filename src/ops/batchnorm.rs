@@ -91,6 +91,7 @@ impl BatchNormShape {
         let workgroups =
             if per_channel { grid(entry, self.c * RWG as usize, RWG)? } else { grid(entry, self.c * self.hw(), EWG)? };
         Ok(KernelCall {
+            constants: Vec::new(),
             family: Family::Batchnorm,
             entry,
             params: self.params(act),

@@ -118,7 +118,15 @@ fn call(entry: &'static str, params: Vec<u32>, operands: [usize; 3], width: usiz
         bail!("{entry}: {rows} rows of {width} invocations exceed the dispatch grid (check `lowers_forward` / `lowers_backward_input` first)");
     }
     let workgroups = [x as u32, rows as u32, 1];
-    Ok(KernelCall { family: Family::ConvGemm, entry, params, operands: operands.to_vec(), workgroups, flops: 0.0 })
+    Ok(KernelCall {
+        constants: Vec::new(),
+        family: Family::ConvGemm,
+        entry,
+        params,
+        operands: operands.to_vec(),
+        workgroups,
+        flops: 0.0,
+    })
 }
 
 /// The matmul's calls with its operands `[a, b, c]` renamed to `to`.

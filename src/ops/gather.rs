@@ -63,6 +63,7 @@ pub fn forward(s: &GatherShape, slot: usize) -> Result<Vec<KernelCall>> {
         );
     }
     Ok(vec![KernelCall {
+        constants: Vec::new(),
         family: Family::Gather,
         entry: op,
         params: Params::new()

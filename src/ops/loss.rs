@@ -47,6 +47,7 @@ fn params(n: usize, accumulate: bool, scale: f64, weight: f32) -> Vec<u32> {
 
 fn reduce_call(entry: &'static str, n: usize, scale: f64, operands: Vec<usize>, flops: f64) -> KernelCall {
     KernelCall {
+        constants: Vec::new(),
         family: Family::Loss,
         entry,
         params: params(n, false, scale, 1.0),
@@ -66,6 +67,7 @@ fn elementwise_call(
     flops: f64,
 ) -> Result<KernelCall> {
     Ok(KernelCall {
+        constants: Vec::new(),
         family: Family::Loss,
         entry,
         params: params(n, accumulate, scale, weight),
@@ -144,6 +146,7 @@ pub fn xent_backward(rows: usize, classes: usize, accumulate: bool) -> Result<Ve
     let n = check(op, &[("rows", rows), ("classes", classes)])?;
     let params = Params::new().u(rows).u(accumulate as usize).f(1.0 / rows as f32).f(1.0).u(classes).words();
     Ok(vec![KernelCall {
+        constants: Vec::new(),
         family: Family::Loss,
         entry: op,
         params,

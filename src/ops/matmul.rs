@@ -87,7 +87,7 @@ impl MatmulShape {
         [a[0], a[1], b[0], b[1]]
     }
 
-    fn check(&self, op: &str) -> Result<()> {
+    pub(crate) fn check(&self, op: &str) -> Result<()> {
         nonzero(op, &[("M", self.m), ("N", self.n), ("K", self.k)])?;
         elements(op, &[self.m, self.k])?;
         elements(op, &[self.k, self.n])?;
@@ -118,6 +118,7 @@ fn gemm(shape: MatmulShape, bias: bool, accumulate: bool, portable: bool) -> Res
     let flags = (bias as u32 * FLAG_BIAS) | (accumulate as u32 * FLAG_ACCUMULATE) | (portable as u32 * FLAG_PORTABLE);
     let mn = (shape.m * shape.n) as f64;
     Ok(vec![KernelCall {
+        constants: Vec::new(),
         family: Family::Matmul,
         entry,
         params: Params::new()
@@ -156,6 +157,7 @@ pub fn bias_grad(m: usize, n: usize, accumulate: bool) -> Result<Vec<KernelCall>
     nonzero(entry, &[("M", m), ("N", n)])?;
     elements(entry, &[m, n])?;
     Ok(vec![KernelCall {
+        constants: Vec::new(),
         family: Family::Matmul,
         entry,
         params: Params::new()

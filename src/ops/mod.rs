@@ -6,13 +6,17 @@
 
 pub mod adam;
 pub mod batchnorm;
+pub mod bias_grad;
 pub mod conv;
 pub mod conv_gemm;
+pub mod conv_tiled;
 pub mod conv_transpose;
 pub mod elementwise;
 pub mod gather;
+pub mod gemm;
 pub mod loss;
 pub mod matmul;
+pub mod passes;
 pub mod pool;
 pub mod random;
 pub mod reduce;

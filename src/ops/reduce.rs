@@ -14,6 +14,7 @@ const WG: usize = 64;
 
 fn scalar_call(entry: &'static str, n: usize, scale: f32, operands: Vec<usize>) -> KernelCall {
     KernelCall {
+        constants: Vec::new(),
         family: Family::Reduce,
         entry,
         params: Params::new().u(n).u(0).u(0).f(scale).words(),
@@ -44,6 +45,7 @@ pub fn sum_channels(n: usize, c: usize, s: usize) -> Result<Vec<KernelCall>> {
     nonzero(op, &[("n", n), ("c", c), ("s", s)])?;
     let total = elements(op, &[n, c, s])?;
     Ok(vec![KernelCall {
+        constants: Vec::new(),
         family: Family::Reduce,
         entry: op,
         params: Params::new().u(n).u(c).u(s).f(1.0).words(),

@@ -5,6 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
+use super::kernel_set::{KernelChoice, KernelSet};
 use super::kernels::KernelCache;
 
 /// Which wgpu backend to use; `Auto` lets wgpu try all of them and we pick the best adapter.
@@ -75,6 +76,8 @@ pub struct Gpu {
     pub info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
     pub features: wgpu::Features,
+    /// The matmul and convolution kernels models on this device are built from.
+    pub kernel_set: KernelSet,
     pub(crate) kernels: Mutex<KernelCache>,
     /// The first error wgpu reported outside an error scope, or the reason the device was lost. wgpu's
     /// default is to panic; recording it lets a run stop with a message and its last checkpoint intact.
@@ -102,11 +105,17 @@ fn backend_preference(b: wgpu::Backend) -> u8 {
 impl Gpu {
     /// Picks the best adapter for `choice` (a real GPU over the software adapter) and opens a device
     /// with the adapter's own limits and the optional features we can use.
+    /// The kernel set is `GPUTRAIN_KERNELS`'s, else the adapter's default.
     pub fn new(choice: BackendChoice) -> Result<Gpu> {
-        pollster::block_on(Self::new_async(choice))
+        Self::open(choice, KernelChoice::resolve(None)?)
     }
 
-    async fn new_async(choice: BackendChoice) -> Result<Gpu> {
+    /// As `new`, with the kernel set chosen by `kernels`.
+    pub fn open(choice: BackendChoice, kernels: KernelChoice) -> Result<Gpu> {
+        pollster::block_on(Self::new_async(choice, kernels))
+    }
+
+    async fn new_async(choice: BackendChoice, kernels: KernelChoice) -> Result<Gpu> {
         // Auto tries the native APIs first and GL only when they offer nothing: probing EGL without a
         // display prints errors and GL lacks timestamps.
         let tries = match choice {
@@ -141,6 +150,7 @@ impl Gpu {
             | wgpu::Features::SHADER_F16
             | wgpu::Features::SUBGROUP;
         let features = adapter.features() & wanted;
+        let kernel_set = kernels.pick(&info, features)?;
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("gputrain"),
@@ -163,7 +173,16 @@ impl Gpu {
                 .unwrap_or_else(|p| p.into_inner())
                 .get_or_insert_with(|| format!("GPU device lost ({reason:?}): {msg}"));
         });
-        Ok(Gpu { device, queue, info, limits, features, kernels: Mutex::new(KernelCache::default()), fault })
+        Ok(Gpu {
+            device,
+            queue,
+            info,
+            limits,
+            features,
+            kernel_set,
+            kernels: Mutex::new(KernelCache::default()),
+            fault,
+        })
     }
 
     /// Fails with the first GPU error or device loss reported so far.
@@ -197,6 +216,8 @@ impl Gpu {
         let _ = writeln!(s, "backend:        {:?}", self.info.backend);
         let _ = writeln!(s, "device type:    {:?}", self.info.device_type);
         let _ = writeln!(s, "driver:         {} {}", self.info.driver, self.info.driver_info);
+        let _ = writeln!(s, "subgroup sizes: {}-{}", self.info.subgroup_min_size, self.info.subgroup_max_size);
+        let _ = writeln!(s, "kernel set:     {}", self.kernel_set);
         let _ = writeln!(s, "limits:");
         let _ = writeln!(s, "  max_storage_buffer_binding_size   {} MiB", l.max_storage_buffer_binding_size >> 20);
         let _ = writeln!(s, "  max_buffer_size                   {} MiB", l.max_buffer_size >> 20);

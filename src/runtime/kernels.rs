@@ -20,6 +20,12 @@ const TREE_SUM: &str = include_str!("../../shaders/tree_sum.wgsl");
 /// Tile types, loads and stores shared by the direct convolution passes.
 const CONV_COMMON: &str = include_str!("../../shaders/conv_common.wgsl");
 
+/// The tiled kernel set's GEMM core, compiled before each tiled family's operand loaders.
+const TILED_GEMM: &str = include_str!("../../shaders/tiled_gemm.wgsl");
+
+/// Parameters and bindings shared by the tiled convolution passes.
+const TILED_CONV: &str = include_str!("../../shaders/tiled_conv_common.wgsl");
+
 /// One shader module per kernel family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Family {
@@ -36,10 +42,15 @@ pub enum Family {
     Gather,
     Pool,
     ConvGemm,
+    TiledMatmul,
+    TiledConvForward,
+    TiledConvBackwardInput,
+    TiledConvBackwardWeight,
+    BiasGrad,
 }
 
 impl Family {
-    pub const ALL: [Family; 13] = [
+    pub const ALL: [Family; 18] = [
         Family::Elementwise,
         Family::Matmul,
         Family::ConvForward,
@@ -53,6 +64,11 @@ impl Family {
         Family::Gather,
         Family::Pool,
         Family::ConvGemm,
+        Family::TiledMatmul,
+        Family::TiledConvForward,
+        Family::TiledConvBackwardInput,
+        Family::TiledConvBackwardWeight,
+        Family::BiasGrad,
     ];
 
     pub fn name(self) -> &'static str {
@@ -70,6 +86,11 @@ impl Family {
             Family::Gather => "gather",
             Family::Pool => "pool",
             Family::ConvGemm => "conv_gemm",
+            Family::TiledMatmul => "tiled_matmul",
+            Family::TiledConvForward => "tiled_conv_forward",
+            Family::TiledConvBackwardInput => "tiled_conv_backward_input",
+            Family::TiledConvBackwardWeight => "tiled_conv_backward_weight",
+            Family::BiasGrad => "bias_grad",
         }
     }
 
@@ -90,6 +111,17 @@ impl Family {
             Family::Gather => &[include_str!("../../shaders/gather.wgsl")],
             Family::Pool => &[include_str!("../../shaders/pool.wgsl")],
             Family::ConvGemm => &[include_str!("../../shaders/conv_gemm.wgsl")],
+            Family::TiledMatmul => &[TILED_GEMM, include_str!("../../shaders/tiled_matmul.wgsl")],
+            Family::TiledConvForward => {
+                &[TILED_GEMM, TILED_CONV, include_str!("../../shaders/tiled_conv_forward.wgsl")]
+            }
+            Family::TiledConvBackwardInput => {
+                &[TILED_GEMM, TILED_CONV, include_str!("../../shaders/tiled_conv_backward_input.wgsl")]
+            }
+            Family::TiledConvBackwardWeight => {
+                &[TILED_GEMM, TILED_CONV, include_str!("../../shaders/tiled_conv_backward_weight.wgsl")]
+            }
+            Family::BiasGrad => &[include_str!("../../shaders/bias_grad.wgsl")],
         }
     }
 
@@ -112,6 +144,8 @@ pub struct KernelCall {
     pub workgroups: [u32; 3],
     /// Floating-point operations performed, for GFLOP/s reports (0 where meaningless).
     pub flops: f64,
+    /// Values of the module's `override` constants (tile sizes), set when the pipeline is created.
+    pub constants: Vec<(&'static str, u32)>,
 }
 
 /// Builds a uniform parameter block field by field.
@@ -155,11 +189,14 @@ pub fn grid(op: &str, threads: usize, wg: u32) -> Result<[u32; 3]> {
     Ok([x as u32, y as u32, 1])
 }
 
+/// A pipeline is one entry point of one module, for one binding count and one set of constants.
+type PipelineKey = (Family, &'static str, usize, Vec<(&'static str, u32)>);
+
 #[derive(Default)]
 pub(crate) struct KernelCache {
     modules: HashMap<Family, Arc<wgpu::ShaderModule>>,
     layouts: HashMap<usize, (Arc<wgpu::BindGroupLayout>, Arc<wgpu::PipelineLayout>)>,
-    pipelines: HashMap<(Family, &'static str, usize), Arc<wgpu::ComputePipeline>>,
+    pipelines: HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>,
 }
 
 /// A ready pipeline and the layout its bind groups must use.
@@ -214,7 +251,8 @@ impl Gpu {
             .clone()
     }
 
-    /// The pipeline for `call`, compiled on first use and cached by (family, entry, binding count).
+    /// The pipeline for `call`, compiled on first use and cached by (family, entry, binding count,
+    /// constants).
     pub fn kernel(&self, call: &KernelCall) -> Result<Kernel> {
         let storage = call.operands.len();
         if storage as u32 > self.limits.max_storage_buffers_per_shader_stage.min(8) {
@@ -222,7 +260,7 @@ impl Gpu {
         }
         let mut cache = self.kernels.lock().map_err(|_| anyhow!("kernel cache poisoned"))?;
         let (bgl, pl) = self.layout(&mut cache, storage);
-        let key = (call.family, call.entry, storage);
+        let key = (call.family, call.entry, storage, call.constants.clone());
         if let Some(p) = cache.pipelines.get(&key) {
             return Ok(Kernel { pipeline: p.clone(), bind_layout: bgl });
         }
@@ -237,13 +275,14 @@ impl Gpu {
                 m
             }
         };
+        let constants: Vec<(&str, f64)> = call.constants.iter().map(|&(k, v)| (k, v as f64)).collect();
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(call.entry),
             layout: Some(&pl),
             module: &module,
             entry_point: Some(call.entry),
-            compilation_options: Default::default(),
+            compilation_options: wgpu::PipelineCompilationOptions { constants: &constants, ..Default::default() },
             cache: None,
         });
         if let Some(e) = pollster::block_on(scope.pop()) {

@@ -3,6 +3,7 @@
 
 pub mod buffers;
 pub mod device;
+pub mod kernel_set;
 pub mod kernels;
 pub mod launch;
 pub mod readback;
@@ -10,4 +11,5 @@ pub mod timing;
 
 pub use buffers::GpuBuffer;
 pub use device::{BackendChoice, Gpu};
+pub use kernel_set::{KernelChoice, KernelSet};
 pub use kernels::{Family, KernelCall};

@@ -120,6 +120,7 @@ pub(super) fn write_config(
         "kind": model.kind(),
         "adapter": gpu.describe(),
         "software_adapter": gpu.is_software(),
+        "kernels": crate::ops::gemm::kernel_set_json(gpu.kernel_set),
         "settings": opts.settings,
         "epochs": opts.epochs,
         "max_steps": opts.max_steps,

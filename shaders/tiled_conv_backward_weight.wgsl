@@ -1,0 +1,77 @@
+// Convolution weight gradient as an implicit GEMM: M = Cout, N = Cin·k², K = batch·OH·OW.
+// A = dy [Cout, batch·OH·OW] (b2) through the index map, B = im2col(x)ᵀ (b1), C → dw (b4).
+// The reduction is long and the output often small (the first layer's is 32 × 16 against K = 2^15
+// at batch 128), so it is split into `splits` chunks along K, workgroup z taking one; each writes
+// its partial block to b3 [splits, M, N] and conv2d_backward_weight_reduce adds the partials in
+// split order (deterministic, no atomics). With one split the GEMM writes dw directly.
+
+fn read_a(m: u32, k: u32) -> f32 {
+    let ohw = p.oh * p.ow;
+    let img = k / ohw;
+    return b2[(img * p.cout + m) * ohw + (k - img * ohw)];
+}
+
+fn read_b(k: u32, n: u32) -> f32 {
+    let kk = p.k * p.k;
+    let ci = n / kk;
+    let r = n - ci * kk;
+    let kh = r / p.k;
+    let kw = r - kh * p.k;
+    let ohw = p.oh * p.ow;
+    let img = k / ohw;
+    let q = k - img * ohw;
+    let oy = q / p.ow;
+    let ox = q - oy * p.ow;
+    let iy = oy * p.stride + kh - p.pad;
+    let ix = ox * p.stride + kw - p.pad;
+    if (oy * p.stride + kh < p.pad || ox * p.stride + kw < p.pad || iy >= p.h || ix >= p.w) {
+        return 0.0;
+    }
+    return b1[((img * p.cin + ci) * p.h + iy) * p.w + ix];
+}
+
+fn a_k_fast() -> bool {
+    return true;
+}
+
+fn b_k_fast() -> bool {
+    return true;
+}
+
+var<private> split: u32;
+
+fn write_c(m: u32, n: u32, v: f32) {
+    let mn = p.cout * p.cin * p.k * p.k;
+    let i = m * (p.cin * p.k * p.k) + n;
+    if (p.splits > 1u) {
+        b3[split * mn + i] = v;
+    } else {
+        store_out(i, v);
+    }
+}
+
+@compute @workgroup_size(WG_X, WG_Y)
+fn conv2d_backward_weight_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    split = wid.z;
+    let k = p.batch * p.oh * p.ow;
+    let k0 = wid.z * p.chunk;
+    let k1 = min(k, k0 + p.chunk);
+    let blk = GemmBlock(p.cout, p.cin * p.k * p.k, wid.y * block_rows(), wid.x * block_cols(), k0, k1);
+    gemm_block(blk, lid.x, lid.y);
+}
+
+// dw[i] (+)= Σ over splits, in order, of b3[split, i].
+@compute @workgroup_size(256)
+fn conv2d_backward_weight_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                                 @builtin(local_invocation_index) li: u32) {
+    let mn = p.cout * p.cin * p.k * p.k;
+    let i = linear_id(wid, nwg, li, 256u);
+    if (i >= mn) {
+        return;
+    }
+    var s = 0.0;
+    for (var z = 0u; z < p.splits; z++) {
+        s += b3[z * mn + i];
+    }
+    store_out(i, s);
+}

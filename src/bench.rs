@@ -1,6 +1,8 @@
 //! The `bench` subcommand: warm-up and steady-state timing of a model's training step, host traffic
 //! per step, and a per-kernel table from GPU timestamp queries with the share of the step spent
-//! outside kernels.
+//! outside kernels. `matmul` is `bench --matmul`, the GEMM sweep per kernel set.
+
+pub mod matmul;
 
 use anyhow::{anyhow, Result};
 use serde_json::{json, Value};

@@ -69,6 +69,11 @@ struct BenchArgs {
     /// Print one JSON document instead of the tables.
     #[arg(long)]
     json: bool,
+    /// Time C = A·B (f32) on every kernel set instead of the models: sizes N (N³), MxNxK, `models`
+    /// (the models' GEMM shapes at batch 128) or `models-small` (those a software adapter times in
+    /// seconds), comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "SHAPES", conflicts_with_all = ["model", "batch_size", "steps", "data"])]
+    matmul: Option<Vec<String>>,
 }
 
 #[derive(Subcommand)]
@@ -440,6 +445,11 @@ fn sample_vae(a: SampleVae, gpu: impl Fn() -> Result<Gpu>) -> Result<()> {
 }
 
 fn bench(a: BenchArgs, gpu: impl Fn() -> Result<Gpu>) -> Result<()> {
+    if let Some(spec) = &a.matmul {
+        // Parse before opening the device, so a typo fails at once.
+        gputrain::bench::matmul::parse_cases(spec)?;
+        return gputrain::bench::matmul::main(&gpu()?, spec, a.json);
+    }
     let models: Vec<&str> = match a.model.as_str() {
         "all" => vec!["vae", "gan"],
         "vae" => vec!["vae"],

@@ -160,12 +160,13 @@ impl Strided {
     }
 }
 
-fn strided(s: Strided, bias: bool, accumulate: bool) -> Result<KernelCall> {
+fn strided(s: Strided, bias: bool, accumulate: bool, tile: Option<Tile>) -> Result<KernelCall> {
     let entry = "matmul_tiled";
     super::nonzero(entry, &[("M", s.m), ("N", s.n), ("K", s.k)])?;
     // A single column would fill one column of every block: the transposed product fills rows.
-    let s = if s.n < 4 && s.m > s.n { s.transposed() } else { s };
-    let tile = Tile::for_product(s.m, s.n);
+    let swap = s.n < 4 && s.m > s.n;
+    let s = if swap { s.transposed() } else { s };
+    let tile = tile.unwrap_or_else(|| Tile::for_product(s.m, s.n));
     let flags =
         (bias as u32 * FLAG_BIAS) | (accumulate as u32 * FLAG_ACCUMULATE) | (s.bias_rows as u32 * FLAG_BIAS_ROWS);
     let mn = (s.m * s.n) as f64;
@@ -185,7 +186,13 @@ fn strided(s: Strided, bias: bool, accumulate: bool) -> Result<KernelCall> {
             .u(s.c[1])
             .u(s.bias_div)
             .words(),
-        operands: if bias { vec![0, 1, 2, 3] } else { vec![0, 1, 2, 2] },
+        // The transposed product reads its A from the original B and its B from the original A.
+        operands: match (bias, swap) {
+            (true, false) => vec![0, 1, 2, 3],
+            (true, true) => vec![1, 0, 2, 3],
+            (false, false) => vec![0, 1, 2, 2],
+            (false, true) => vec![1, 0, 2, 2],
+        },
         workgroups: tile.workgroups(entry, s.m, s.n, 1)?,
         flops: 2.0 * mn * s.k as f64 + mn * (bias as u8 + accumulate as u8) as f64,
         constants: tile.constants(),
@@ -195,21 +202,24 @@ fn strided(s: Strided, bias: bool, accumulate: bool) -> Result<KernelCall> {
 /// C (+)= op(A)·op(B) (+ bias[N]) on the tiled core, row-major like `matmul::matmul`, with the same
 /// operands: `[a, b, c]`, or `[a, b, bias, c]` with `bias`.
 pub fn matmul(shape: MatmulShape, bias: bool, accumulate: bool) -> Result<Vec<KernelCall>> {
+    Ok(vec![strided(row_major(shape, 1)?, bias, accumulate, None)?])
+}
+
+/// `matmul` on a given tile configuration instead of the one chosen for the shape (tests, benches).
+pub fn matmul_with(tile: Tile, shape: MatmulShape, bias: bool, accumulate: bool) -> Result<Vec<KernelCall>> {
+    Ok(vec![strided(row_major(shape, 1)?, bias, accumulate, Some(tile))?])
+}
+
+fn row_major(shape: MatmulShape, bias_div: usize) -> Result<Strided> {
     shape.check("matmul_tiled")?;
     let (m, n, k) = (shape.m, shape.n, shape.k);
     let a = if shape.trans_a { [1, m] } else { [k, 1] };
     let b = if shape.trans_b { [k, 1] } else { [1, n] };
-    let s = Strided { m, n, k, a, b, c: [n, 1], bias_rows: false, bias_div: 1 };
-    Ok(vec![strided(s, bias, accumulate)?])
+    Ok(Strided { m, n, k, a, b, c: [n, 1], bias_rows: false, bias_div })
 }
 
 /// As `matmul` with the bias indexed by C's column divided by `bias_div`: the transposed
 /// convolution of a 1×1 input, whose [batch, Cout·k²] product adds bias[column / k²].
 pub fn matmul_bias_groups(shape: MatmulShape, bias_div: usize, accumulate: bool) -> Result<Vec<KernelCall>> {
-    shape.check("matmul_tiled")?;
-    let (m, n, k) = (shape.m, shape.n, shape.k);
-    let a = if shape.trans_a { [1, m] } else { [k, 1] };
-    let b = if shape.trans_b { [k, 1] } else { [1, n] };
-    let s = Strided { m, n, k, a, b, c: [n, 1], bias_rows: false, bias_div };
-    Ok(vec![strided(s, true, accumulate)?])
+    Ok(vec![strided(row_major(shape, bias_div)?, true, accumulate, None)?])
 }

@@ -1,0 +1,292 @@
+//! The tiled kernel set against the same f64 CPU references as the lavapipe set (whose references
+//! pass the finite-difference checks in the matmul, conv and conv_transpose tests): every tile
+//! configuration on shapes that are not multiples of any tile dimension, batch 1, K below BK, the
+//! models' layers, the accumulate flags, split-K, and the dense (1×1 output) convolutions.
+mod common;
+
+use common::*;
+use common::{conv_shape as shape, convt_shape, sum_tol as tol};
+use gputrain::ops::conv::{self, Conv2dShape};
+use gputrain::ops::conv_transpose::{self, ConvTranspose2dShape};
+use gputrain::ops::gemm::{self, Tile, TILES};
+use gputrain::ops::matmul::{self, MatmulShape};
+use gputrain::ops::passes::{self, Pass};
+use gputrain::ops::{bias_grad, conv_tiled};
+use gputrain::runtime::KernelSet::Tiled;
+
+fn abs(v: &[f64]) -> Vec<f64> {
+    v.iter().map(|x| x.abs()).collect()
+}
+
+/// Inputs as the GPU sees them (rounded to f32).
+fn rand_f32(seed: u64, n: usize) -> Vec<f64> {
+    to_f64(&to_f32(&rand_vec(seed, n, -1.0, 1.0)))
+}
+
+/// A K-term f32 dot product against the f64 reference, within 4·sqrt(K + 2)·2^-24 of the sum of
+/// |terms| (about 7 standard deviations of the random walk of roundings; the argument is spelled out
+/// in tests/matmul.rs), far below what a missed or doubled term would give.
+fn assert_gemm_close(what: &str, got: &[f64], want: &[f64], scale: &[f64], k: usize) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let f = 4.0 * ((k + 2) as f64).sqrt() / (1u64 << 24) as f64;
+    for i in 0..got.len() {
+        let tol = f * scale[i] + 1e-30;
+        assert!(
+            (got[i] - want[i]).abs() <= tol,
+            "{what}: element {i} is {} but the reference is {} (tolerance {tol:e})",
+            got[i],
+            want[i]
+        );
+    }
+}
+
+fn check_matmul(tile: Option<Tile>, s: MatmulShape, bias: bool, accumulate: bool, seed: u64) {
+    let a = rand_f32(seed, s.a_len());
+    let b = rand_f32(seed + 1, s.b_len());
+    let bv = rand_f32(seed + 2, s.n);
+    let c0 = rand_f32(seed + 3, s.c_len());
+    let calls = match tile {
+        Some(t) => gemm::matmul_with(t, s, bias, accumulate),
+        None => gemm::matmul(s, bias, accumulate),
+    }
+    .unwrap();
+    let inputs: Vec<&[f64]> = if bias { vec![&a, &b, &bv, &c0] } else { vec![&a, &b, &c0] };
+    let got = run(&calls, &inputs, &[]).pop().unwrap();
+    let mut want = matmul::cpu_matmul(&a, &b, s);
+    let mut scale = matmul::cpu_matmul(&abs(&a), &abs(&b), s);
+    for e in 0..s.c_len() {
+        if bias {
+            want[e] += bv[e % s.n];
+            scale[e] += bv[e % s.n].abs();
+        }
+        if accumulate {
+            want[e] += c0[e];
+            scale[e] += c0[e].abs();
+        }
+    }
+    assert_gemm_close(&format!("{tile:?} {s:?} bias={bias} accumulate={accumulate}"), &got, &want, &scale, s.k);
+}
+
+type Variant = fn(usize, usize, usize) -> MatmulShape;
+const VARIANTS: [Variant; 3] = [MatmulShape::nt, MatmulShape::nn, MatmulShape::tn];
+
+#[test]
+fn every_tile_matches_cpu_on_odd_shapes() {
+    // Off every block dimension (1, 64, 128, 256) and BK (8, 16): K from 1 to 300.
+    let shapes = [(1, 1, 1), (3, 5, 7), (1, 33, 100), (33, 100, 3), (65, 63, 17), (130, 129, 9), (7, 300, 300)];
+    let mut seed = 0;
+    for tile in TILES {
+        for make in VARIANTS {
+            for &(m, n, k) in &shapes {
+                for (bias, accumulate) in [(false, false), (true, true)] {
+                    seed += 10;
+                    check_matmul(Some(tile), make(m, n, k), bias, accumulate, seed);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn chosen_tiles_match_cpu_including_single_columns() {
+    // One output column is computed transposed (a row of the thin tile); bias and accumulate too.
+    let shapes = [(100, 1, 300), (5, 2, 40), (1, 1, 4096), (128, 32, 2048), (128, 2048, 32), (32, 2048, 128)];
+    for (i, &(m, n, k)) in shapes.iter().enumerate() {
+        for (j, make) in VARIANTS.into_iter().enumerate() {
+            check_matmul(None, make(m, n, k), j != 1, j == 2, 500 + 10 * (3 * i + j) as u64);
+        }
+    }
+}
+
+#[test]
+fn tiles_fit_webgpu_default_limits() {
+    for t in TILES {
+        assert!(t.workgroup_bytes() <= gemm::WORKGROUP_BYTES, "{t:?}: {} bytes", t.workgroup_bytes());
+        assert!(t.invocations() <= gemm::MAX_INVOCATIONS, "{t:?}");
+        assert!(t.tm <= 8 && t.tn4 <= 2, "{t:?} exceeds the shader's register tile (MAX_TM, MAX_TN4)");
+    }
+}
+
+struct Data {
+    x: Vec<f64>,
+    w: Vec<f64>,
+    b: Vec<f64>,
+    dy: Vec<f64>,
+}
+
+fn data(s: &Conv2dShape, seed: u64) -> Data {
+    Data {
+        x: rand_vec(seed, s.x_len(), -1.0, 1.0),
+        w: rand_vec(seed + 1, s.w_len(), -1.0, 1.0),
+        b: rand_vec(seed + 2, s.cout, -1.0, 1.0),
+        dy: rand_vec(seed + 3, s.y_len(), -1.0, 1.0),
+    }
+}
+
+/// Runs a pass: `inputs` uploaded, zeroed scratch, then an output of `out_len`; returns the output.
+fn run_pass(p: &Pass, inputs: &[&[f64]], out_len: usize) -> Vec<f64> {
+    let outs: Vec<usize> = p.scratch.iter().copied().chain([out_len]).collect();
+    run(&p.calls, inputs, &outs).pop().unwrap()
+}
+
+/// Forward, both gradients and the bias gradient of `s` through the passes the graph records.
+fn check_conv(what: &str, s: &Conv2dShape, seed: u64) {
+    let d = data(s, seed);
+    let k_fwd = s.cin * s.k * s.k + 1;
+    let got = run_pass(&passes::conv_forward(Tiled, s, true).unwrap(), &[&d.x, &d.w, &d.b], s.y_len());
+    assert_close(&format!("{what} forward"), &got, &conv::cpu_forward(s, &d.x, &d.w, &d.b), tol(k_fwd), 1e-5);
+    let got = run_pass(&passes::conv_forward(Tiled, s, false).unwrap(), &[&d.x, &d.w], s.y_len());
+    assert_close(&format!("{what} forward, no bias"), &got, &conv::cpu_forward(s, &d.x, &d.w, &[]), tol(k_fwd), 1e-5);
+
+    let got = run_pass(&passes::conv_backward_input(Tiled, s).unwrap(), &[&d.dy, &d.w], s.x_len());
+    let want = conv::cpu_backward_input(s, &d.dy, &d.w);
+    assert_close(&format!("{what} backward_input"), &got, &want, tol(s.cout * s.k * s.k), 1e-5);
+
+    let got = run_pass(&passes::conv_backward_weight(Tiled, s).unwrap(), &[&d.x, &d.dy], s.w_len());
+    let want = conv::cpu_backward_weight(s, &d.x, &d.dy);
+    assert_close(&format!("{what} backward_weight"), &got, &want, tol(s.batch * s.out_h() * s.out_w()), 1e-5);
+
+    let (oh, ow) = (s.out_h(), s.out_w());
+    let got = run(&passes::conv_bias_grad(Tiled, s.batch, s.cout, oh, ow).unwrap(), &[&d.dy], &[s.cout]);
+    let want = conv::cpu_bias_grad(s.batch, s.cout, oh, ow, &d.dy);
+    assert_close(&format!("{what} bias_grad"), &got[1], &want, tol(s.batch * oh * ow), 1e-5);
+}
+
+/// Off every block dimension, strides 1-3 (k not a multiple of the stride: ragged stride classes),
+/// padding 0-2, batch 1, one channel in or out, and two dense 1×1 outputs.
+fn odd_shapes() -> Vec<Conv2dShape> {
+    vec![
+        shape(1, 3, 5, 5, 7, 3, 1, 1),
+        shape(2, 1, 7, 5, 7, 4, 2, 1),
+        shape(1, 5, 3, 7, 5, 4, 1, 0),
+        shape(2, 7, 9, 6, 9, 3, 2, 0),
+        shape(1, 3, 33, 9, 11, 3, 3, 2),
+        shape(1, 1, 1, 5, 7, 4, 2, 1),
+        shape(3, 2, 70, 7, 6, 5, 3, 2),
+        shape(5, 6, 37, 3, 3, 3, 1, 0),
+        shape(3, 40, 1, 4, 4, 4, 1, 0),
+    ]
+}
+
+/// The models' convolutions (docs/architecture.md) at batch 2; the longer reductions split along K.
+fn model_layers() -> Vec<(&'static str, Conv2dShape)> {
+    vec![
+        ("vae encoder.0", shape(2, 1, 32, 32, 32, 4, 2, 1)),
+        ("vae encoder.3", shape(2, 32, 64, 16, 16, 4, 2, 1)),
+        ("vae encoder.6", shape(2, 64, 128, 8, 8, 4, 2, 1)),
+        ("gan discriminator.0", shape(2, 1, 64, 32, 32, 4, 2, 1)),
+        ("gan discriminator.2", shape(2, 64, 128, 16, 16, 4, 2, 1)),
+        ("gan discriminator.5", shape(2, 128, 256, 8, 8, 4, 2, 1)),
+        ("gan discriminator.8", shape(2, 256, 1, 4, 4, 4, 1, 0)),
+        ("mlp gan discriminator.0", shape(2, 1, 16, 28, 28, 3, 1, 1)),
+        ("mlp gan discriminator.6", shape(2, 32, 64, 7, 7, 3, 1, 1)),
+    ]
+}
+
+#[test]
+fn conv_odd_shapes_match_cpu() {
+    for (i, s) in odd_shapes().iter().enumerate() {
+        check_conv(&format!("{s:?}"), s, 10 * i as u64);
+    }
+}
+
+#[test]
+fn conv_model_layers_match_cpu() {
+    for (i, (name, s)) in model_layers().iter().enumerate() {
+        check_conv(name, s, 100 + 10 * i as u64);
+    }
+}
+
+#[test]
+fn long_weight_gradients_split_along_k_and_still_match() {
+    // batch 16 of 32×32: K = 16·16·16 = 4096 against a 32×16 output, so several splits.
+    let s = shape(16, 1, 32, 32, 32, 4, 2, 1);
+    let scratch = conv_tiled::backward_weight_scratch(&s);
+    assert!(scratch.len() == 1 && scratch[0] > s.w_len(), "expected split-K partials, got {scratch:?}");
+    check_conv("vae encoder.0 at batch 16", &s, 7);
+}
+
+#[test]
+fn accumulate_adds_to_the_output() {
+    let plus = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x + y).collect::<Vec<_>>();
+    // A general shape, a dense one, and one whose weight gradient splits along K.
+    for s in [shape(2, 3, 5, 7, 6, 4, 2, 1), shape(3, 6, 5, 3, 3, 3, 1, 0), shape(16, 2, 3, 16, 16, 3, 1, 1)] {
+        let d = data(&s, 7);
+        let y0 = rand_vec(50, s.y_len(), -1.0, 1.0);
+        let out = run(&conv_tiled::forward(&s, true, true).unwrap(), &[&d.x, &d.w, &d.b, &y0], &[]);
+        let want = plus(&y0, &conv::cpu_forward(&s, &d.x, &d.w, &d.b));
+        assert_close(&format!("{s:?} forward accumulate"), &out[3], &want, tol(s.cin * s.k * s.k + 2), 1e-5);
+
+        let dx0 = rand_vec(51, s.x_len(), -1.0, 1.0);
+        let out = run(&conv_tiled::backward_input(&s, false, true).unwrap(), &[&d.dy, &d.w, &dx0], &[]);
+        let want = plus(&dx0, &conv::cpu_backward_input(&s, &d.dy, &d.w));
+        assert_close(&format!("{s:?} backward_input accumulate"), &out[2], &want, tol(s.cout * s.k * s.k + 1), 1e-5);
+
+        let dw0 = rand_vec(52, s.w_len(), -1.0, 1.0);
+        let scratch = conv_tiled::backward_weight_scratch(&s);
+        let calls = conv_tiled::backward_weight(&s, true).unwrap();
+        let out = if scratch.is_empty() {
+            run(&calls, &[&d.x, &d.dy, &dw0], &[]).pop().unwrap()
+        } else {
+            let part = vec![0.0; scratch[0]];
+            run(&calls, &[&d.x, &d.dy, &part, &dw0], &[]).pop().unwrap()
+        };
+        let want = plus(&dw0, &conv::cpu_backward_weight(&s, &d.x, &d.dy));
+        let k = s.batch * s.out_h() * s.out_w() + 1;
+        assert_close(&format!("{s:?} backward_weight accumulate"), &out, &want, tol(k), 1e-5);
+
+        let db0 = rand_vec(53, s.cout, -1.0, 1.0);
+        let (oh, ow) = (s.out_h(), s.out_w());
+        let out = run(&bias_grad::planes(s.batch, s.cout, oh, ow, true).unwrap(), &[&d.dy, &db0], &[]);
+        let want = plus(&db0, &conv::cpu_bias_grad(s.batch, s.cout, oh, ow, &d.dy));
+        assert_close(&format!("{s:?} bias_grad accumulate"), &out[1], &want, tol(s.batch * oh * ow + 1), 1e-5);
+    }
+}
+
+#[test]
+fn linear_bias_gradient_matches_cpu() {
+    for (m, n) in [(1, 1), (7, 300), (130, 33)] {
+        let dy = rand_vec(m as u64, m * n, -1.0, 1.0);
+        let db0 = rand_vec(9, n, -1.0, 1.0);
+        let out = run(&passes::linear_backward_bias(Tiled, m, n).unwrap(), &[&dy], &[n]);
+        assert_close("bias_grad_rows", &out[1], &matmul::cpu_bias_grad(&dy, m, n), tol(m), 1e-5);
+        let out = run(&bias_grad::rows(m, n, true).unwrap(), &[&dy, &db0], &[]);
+        let want: Vec<f64> = matmul::cpu_bias_grad(&dy, m, n).iter().zip(&db0).map(|(a, b)| a + b).collect();
+        assert_close("bias_grad_rows accumulate", &out[1], &want, tol(m + 1), 1e-5);
+    }
+}
+
+/// Forward and both gradients of a transposed convolution through the tiled passes.
+fn check_convt(what: &str, s: &ConvTranspose2dShape, bias: bool, seed: u64) {
+    let x = rand_vec(seed, s.x_len(), -1.0, 1.0);
+    let w = rand_vec(seed + 1, s.w_len(), -1.0, 1.0);
+    let b = if bias { rand_vec(seed + 2, s.cout, -1.0, 1.0) } else { vec![] };
+    let dy = rand_vec(seed + 3, s.y_len(), -1.0, 1.0);
+    let inputs: Vec<&[f64]> = if bias { vec![&x, &w, &b] } else { vec![&x, &w] };
+    let got = run_pass(&passes::conv_t_forward(Tiled, s, bias).unwrap(), &inputs, s.y_len());
+    let want = conv_transpose::cpu_forward(s, &x, &w, &b);
+    assert_close(&format!("{what} forward"), &got, &want, tol(s.cin * s.k * s.k + 1), 1e-5);
+    let got = run_pass(&passes::conv_t_backward_input(Tiled, s).unwrap(), &[&dy, &w], s.x_len());
+    let want = conv_transpose::cpu_backward_input(s, &dy, &w);
+    assert_close(&format!("{what} backward_input"), &got, &want, tol(s.cout * s.k * s.k), 1e-5);
+    let got = run_pass(&passes::conv_t_backward_weight(Tiled, s).unwrap(), &[&x, &dy], s.w_len());
+    let want = conv_transpose::cpu_backward_weight(s, &x, &dy);
+    assert_close(&format!("{what} backward_weight"), &got, &want, tol(s.batch * s.h * s.w), 1e-5);
+}
+
+#[test]
+fn transposed_convs_match_cpu() {
+    let cases = [
+        ("gan generator.0 (1x1 input, dense)", convt_shape(3, 100, 256, 1, 1, 4, 1, 0), false),
+        ("dense with bias", convt_shape(2, 5, 7, 1, 1, 3, 1, 0), true),
+        ("gan generator.3", convt_shape(2, 256, 128, 4, 4, 4, 2, 1), false),
+        ("gan generator.9", convt_shape(2, 64, 1, 16, 16, 4, 2, 1), false),
+        ("vae decoder.0", convt_shape(2, 128, 64, 4, 4, 4, 2, 1), true),
+        ("vae decoder.6", convt_shape(1, 32, 1, 16, 16, 4, 2, 1), true),
+        ("odd: stride 3, k 5", convt_shape(2, 3, 5, 4, 5, 5, 3, 2), true),
+        ("odd: stride 2, k 3", convt_shape(1, 7, 3, 5, 6, 3, 2, 1), true),
+    ];
+    for (i, (what, s, bias)) in cases.iter().enumerate() {
+        check_convt(what, s, *bias, 300 + 10 * i as u64);
+    }
+}

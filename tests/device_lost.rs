@@ -1,5 +1,12 @@
 //! A device lost in the middle of a run ends it with an error naming the GPU, not a panic, and the
-//! last checkpoint written before the loss stays loadable. Own binary: it destroys its device.
+//! last checkpoint written before the loss stays loadable.
+//!
+//! Its own binary, not a module of tests/gpu/: it destroys a device on purpose. It cannot use the
+//! shared `common::gpu()` (every later test would then fail on a lost device), so it opens a second
+//! adapter and device of its own, which is what the one-device harness exists to avoid; and whether a
+//! loss stays confined to that one device while other tests are submitting to theirs is up to the
+//! driver (a real GPU's reset can take every context of the process down with it). In a process of
+//! its own, what it loses is only its own.
 
 mod common;
 

@@ -1,6 +1,13 @@
 //! A training step is one submit with no uploads and creates no GPU objects, and thousands of steps
-//! neither create wgpu objects nor grow host memory. wgpu's object counters and the RSS are per process,
-//! so this is the binary's only test: nothing else may allocate while it counts.
+//! neither create wgpu objects nor grow host memory.
+//!
+//! Its own binary, not a module of tests/gpu/: it counts what the *process* allocates while it runs.
+//! wgpu's object counters (buffers, bind groups, pipelines, buffer memory) belong to the device, and in
+//! the shared harness `common::gpu()` is one device that every other test creates buffers and
+//! pipelines on, concurrently, on the test threads; the resident set size belongs to the process,
+//! which the other tests' allocations would grow. Either would make the counts wrong whenever another
+//! test happened to run at the same time. So this is the binary's only test: nothing else allocates
+//! while it counts.
 
 mod common;
 

@@ -1,7 +1,7 @@
 //! Softmax cross-entropy (the classifier's loss): GPU against the f64 reference on several shapes,
 //! finite-difference check of the reference gradient, large logits stay finite.
 
-mod common;
+use crate::common;
 
 use common::*;
 use gputrain::ops::loss;

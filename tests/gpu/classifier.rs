@@ -1,7 +1,7 @@
 //! The classifier behind IS and FID: a short run on a slice of the embedded subset learns; the shipped
 //! weights classify the embedded test images as well as documented; the GAN's epoch scores use it.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

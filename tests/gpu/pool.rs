@@ -1,6 +1,6 @@
 //! Max-pooling 2×2 against the f64 reference, on even and odd sizes, with a gradient check.
 
-mod common;
+use crate::common;
 
 use common::*;
 use gputrain::ops::pool::{self, PoolShape};

@@ -1,7 +1,7 @@
 //! The graph executor on a normalisation net: gradients equal the CPU references composed by hand;
 //! same seed ⇒ bit-identical losses; oversize tensors are refused with the limit named.
 
-mod common;
+use crate::common;
 
 use common::*;
 use gputrain::graph::{compile, Executor, Graph, Mode, ParamStore, TensorId};
@@ -88,7 +88,10 @@ fn gradients_match_composed_cpu_references() {
     // The running statistics were updated with momentum 0.1 from (0, 1).
     assert_close("bn1.running_mean", &read(&s, "bn1.running_mean"), &f1.running_mean, 1e-5, 1e-4);
     assert_close("bn2.running_var", &read(&s, "bn2.running_var"), &f2.running_var, 1e-5, 1e-4);
-    let _ = &s.graph;
+    // Those four are every trainable parameter of the net: no gradient went unchecked.
+    let mut trainable: Vec<&str> = s.graph.params.iter().filter(|p| p.trainable).map(|p| p.name.as_str()).collect();
+    trainable.sort_unstable();
+    assert_eq!(trainable, ["bn1.bias", "bn1.weight", "bn2.bias", "bn2.weight"]);
 }
 
 fn losses(seed: u64, steps: usize) -> Vec<f32> {

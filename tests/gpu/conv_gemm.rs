@@ -2,7 +2,7 @@
 //! input gradient and weight gradient, with and without bias and accumulation, on odd shapes and the models' layers,
 //! and the transposed convolution's use of it. The references are the ones tests/conv.rs checks
 //! against finite differences, so these comparisons carry the gradient check over to this path.
-mod common;
+use crate::common;
 
 use common::*;
 use common::{conv_shape as shape, sum_tol as tol};

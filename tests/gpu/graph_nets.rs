@@ -2,7 +2,7 @@
 //! from the CPU references; weight sharing accumulates, frozen parameters stay put; a toy problem
 //! trains.
 
-mod common;
+use crate::common;
 
 use common::*;
 use gputrain::graph::{compile, Executor, Graph, Mode, ParamStore};
@@ -310,7 +310,10 @@ fn lowered_convolutions_match_composed_cpu_references() {
     let dh = cpu_backward(Activation::Tanh, &h, &conv_transpose::cpu_backward_input(&WIDE_T, &dy, &tw));
     check("c.weight grad", &b.grad("c.weight"), &conv::cpu_backward_weight(&WIDE, &x, &dh));
     check("x grad", &b.grad("x"), &conv::cpu_backward_input(&WIDE, &dh, &cw));
-    let _ = &b.graph;
+    // Those four are every trainable parameter of the net: no gradient went unchecked.
+    let mut trainable: Vec<&str> = b.graph.params.iter().filter(|p| p.trainable).map(|p| p.name.as_str()).collect();
+    trainable.sort_unstable();
+    assert_eq!(trainable, ["c.weight", "t.bias", "t.weight", "x"]);
 }
 
 #[test]

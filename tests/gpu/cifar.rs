@@ -1,6 +1,6 @@
 //! CIFAR-10 binary batches: parsing and its errors, and the 3-channel DCGAN and VAE training a few steps.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::Arc;

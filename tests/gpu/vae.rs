@@ -2,7 +2,7 @@
 //! lowers the loss and leaves every output; checkpoints carry PyTorch names, evaluate identically after
 //! loading, and resume bit for bit; bad data and settings are refused with the reason named.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -1,6 +1,6 @@
 //! Transposed convolution (run on the conv2d kernels) against references written from its own
 //! definition, the references against finite differences, accumulation, and shape errors.
-mod common;
+use crate::common;
 
 use common::*;
 use common::{convt_shape as shape, sum_tol as tol};

@@ -1,6 +1,6 @@
 //! conv2d kernels against the f64 references, the references against finite differences, the
 //! accumulate flag, the portable path, and shape errors.
-mod common;
+use crate::common;
 
 use common::*;
 use common::{conv_shape as shape, sum_tol as tol};

@@ -1,7 +1,7 @@
 //! The `train vae`, `eval vae` and `sample vae` commands as a user runs them, on a tiny IDX dataset
 //! written by the test; corrupt datasets are refused with one clear line and nothing written.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::path::Path;

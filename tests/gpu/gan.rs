@@ -2,7 +2,7 @@
 //! G step only G's (running statistics as PyTorch's loop would move them); D learns a fixed real/fake
 //! problem; checkpoints carry PyTorch names and resume bit for bit; the diversity indicator is right.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! The training shell (src/train/run.rs) driven by a fake model that lives entirely on the host: run
 //! directory contents, --max-steps, exact resume, Ctrl-C, NaN handling and refused output directories.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

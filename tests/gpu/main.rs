@@ -1,0 +1,41 @@
+//! The integration tests: one binary, so the crate is linked once and the adapter opened once
+//! (`common::gpu()` is the process's one device; its pipeline cache is shared by every test).
+//!
+//! One module per area. A new test file goes here as `tests/gpu/<name>.rs` plus a `mod <name>;` line
+//! below, not as `tests/<name>.rs` (Cargo builds every `tests/*.rs` as its own binary, relinking the
+//! crate). Only a test that needs a process to itself stays outside, and says why in its header:
+//! tests/graph_counters.rs (counts the device's objects and the process's memory) and
+//! tests/device_lost.rs (destroys a device). Tests that run the CLI use `env!("CARGO_BIN_EXE_gputrain")`
+//! and belong here like any other.
+
+// The helpers stay at tests/common/mod.rs, where the separate binaries include them too.
+#[path = "../common/mod.rs"]
+mod common;
+
+mod adam;
+mod batchnorm;
+mod checkpoint;
+mod cifar;
+mod classifier;
+mod cli_vae;
+mod conv;
+mod conv_gemm;
+mod conv_transpose;
+mod data;
+mod elementwise;
+mod fuzz;
+mod gan;
+mod gather;
+mod graph;
+mod graph_nets;
+mod images;
+mod loss;
+mod matmul;
+mod pool;
+mod random;
+mod reduce;
+mod run;
+mod scores;
+mod shaders;
+mod vae;
+mod xent;

@@ -1,6 +1,10 @@
 """PyTorch CPU reference for the numbers gputrain is compared against (not part of the build).
 
-  python pytorch_models.py time            # ms per VAE and DCGAN training step, batch 128
+  python pytorch_models.py time [--device cpu|cuda] [--batch-size 32,128] [--mode eager,graph] [--json]
+      # ms per VAE and DCGAN training step: median of --steps (50) synchronised steps after --warmup (10);
+      # 'graph' replays the whole step as a CUDA graph (CUDA only); random images without Fashion-MNIST
+  python pytorch_models.py matmul --device cuda --from-json gputrain_matmul.json [--shapes 1024,64x32x16]
+      # torch.matmul f32 GFLOP/s with TF32 off and on, for the products `gputrain bench --matmul` timed
   python pytorch_models.py vae --seed 0    # 1 epoch of the VAE on Fashion-MNIST, test -ELBO per epoch
   python pytorch_models.py gan --seed 0 --like runs/gan-x/checkpoints/epoch_001.safetensors --save out.safetensors
       # 1 epoch of the DCGAN; writes its weights into a copy of a gputrain checkpoint, so that
@@ -14,7 +18,12 @@ match the cores gputrain had.
 
 import argparse
 import gzip
+import json
+import os
+import platform
+import statistics
 import struct
+import sys
 import time
 
 import numpy as np
@@ -77,50 +86,241 @@ def dcgan():
     return g, d
 
 
-def median_ms(step, warmup=3, reps=20):
+def parse_list(text, kind=int):
+    return [kind(v) for v in text.split(",") if v.strip()]
+
+
+def set_tf32(on):
+    """TF32 for matmuls and cuDNN convolutions. torch >= 2.9 refuses a mix of its legacy and new
+    precision APIs, so only one of them is touched."""
+    if hasattr(torch.backends.cuda.matmul, "fp32_precision"):
+        torch.backends.cuda.matmul.fp32_precision = "tf32" if on else "ieee"
+        torch.backends.cudnn.conv.fp32_precision = "tf32" if on else "ieee"
+    else:
+        torch.backends.cuda.matmul.allow_tf32 = on
+        torch.backends.cudnn.allow_tf32 = on
+
+
+def device_name(device):
+    if device == "cuda":
+        return torch.cuda.get_device_name()
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "cpu"
+
+
+def sync_fn(device):
+    return torch.cuda.synchronize if device == "cuda" else (lambda: None)
+
+
+def median_ms(step, sync, warmup, steps):
+    """Median, min and max wall ms of `steps` calls of `step`, each synchronised, after `warmup`."""
     for _ in range(warmup):
         step()
+    sync()
     t = []
-    for _ in range(reps):
+    for _ in range(steps):
         t0 = time.perf_counter()
         step()
+        sync()
         t.append(1000 * (time.perf_counter() - t0))
-    return float(np.median(t)), min(t), max(t)
+    return statistics.median(t), min(t), max(t)
 
 
-def time_steps(batch):
-    x = torch.rand(batch, 1, 32, 32)
-    vae = VAE()
-    opt = torch.optim.Adam(vae.parameters(), lr=1e-3)
+def timing_batch(batch, data_dir):
+    """The first `batch` Fashion-MNIST training images (cycled if fewer), else uniform noise: the GPU
+    machine has no dataset unless one is carried, and the step's cost does not depend on the pixels."""
+    path = f"{data_dir}/train-images-idx3-ubyte.gz"
+    if not os.path.exists(path):
+        return torch.rand(batch, 1, 32, 32), "random"
+    x = idx_images(path)
+    return x[torch.arange(batch) % len(x)].contiguous(), "fashion-mnist"
 
-    def vae_step():
-        opt.zero_grad()
+
+def vae_step(batch, device, x, capturable):
+    vae = VAE().to(device)
+    opt = torch.optim.Adam(vae.parameters(), lr=1e-3, capturable=capturable)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
         p, mu, logvar = vae(x)
         recon, kl = vae_loss(p, x, mu, logvar)
         (recon + kl).backward()
         opt.step()
+    return step
 
+
+def gan_step(batch, device, x, capturable):
     g, d = dcgan()
-    og = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    od = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    g, d = g.to(device), d.to(device)
+    g.apply(dcgan_init)
+    d.apply(dcgan_init)
+    og = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999), capturable=capturable)
+    od = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999), capturable=capturable)
     real = x * 2 - 1
-    ones, zeros = torch.ones(batch, 1, 1, 1), torch.zeros(batch, 1, 1, 1)
+    ones = torch.ones(batch, 1, 1, 1, device=device)
+    zeros = torch.zeros(batch, 1, 1, 1, device=device)
 
-    def gan_step():
-        z = torch.randn(batch, 100, 1, 1)
-        od.zero_grad()
+    # gputrain's GAN step: D on real and on detached fakes, then G through D.
+    def step():
+        z = torch.randn(batch, 100, 1, 1, device=device)
+        od.zero_grad(set_to_none=True)
         fake = g(z)
         loss_d = F.binary_cross_entropy(d(real), ones) + F.binary_cross_entropy(d(fake.detach()), zeros)
         loss_d.backward()
         od.step()
-        og.zero_grad()
+        og.zero_grad(set_to_none=True)
         F.binary_cross_entropy(d(fake), ones).backward()
         og.step()
+    return step
 
-    for name, step in [("vae", vae_step), ("gan", gan_step)]:
-        med, lo, hi = median_ms(step)
-        print(f"{name} batch {batch}: {med:.1f} ms/step median (min {lo:.1f}, max {hi:.1f}), "
-              f"{torch.get_num_threads()} threads")
+
+def cuda_graph(step):
+    """The whole training step (forward, backward, Adam) captured once and replayed. The warm-up on a
+    side stream creates Adam's state and cuDNN's plans before capture, as capture requires; grads set
+    to None inside the step are re-created in the graph's pool, so each replay overwrites them."""
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        for _ in range(3):
+            step()
+    torch.cuda.current_stream().wait_stream(s)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step()
+    return graph.replay
+
+
+def graph_step(make):
+    """(step, method): a CUDA graph of the step, else torch.compile's reduce-overhead mode (which
+    replays CUDA graphs of the compiled pieces), whichever this torch and GPU run."""
+    try:
+        return cuda_graph(make(True)), "torch.cuda.graph"
+    except Exception as e:  # capture refuses some ops on some versions: try the compiler instead
+        first = f"{type(e).__name__}: {e}"
+    compiled = torch.compile(make(False), mode="reduce-overhead")
+    compiled()
+    return compiled, f"torch.compile(mode='reduce-overhead') (CUDA graph capture failed: {first})"
+
+
+def time_steps(a):
+    device = a.device
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: torch.cuda.is_available() is False (no GPU, or a CPU-only torch)")
+    if device == "cuda":
+        set_tf32(a.tf32 == "on")
+    doc = {
+        "torch": torch.__version__, "device": device, "tf32": a.tf32 if device == "cuda" else "n/a",
+        "device_name": device_name(device),
+        "cuda": torch.version.cuda, "threads": torch.get_num_threads(), "warmup": a.warmup,
+        "steps": a.steps, "results": [], "skipped": [],
+    }
+    for mode in parse_list(a.mode, str):
+        if mode not in ("eager", "graph"):
+            raise SystemExit(f"--mode {mode}: expected eager or graph")
+        if mode == "graph" and device != "cuda":
+            doc["skipped"].append({"mode": mode, "reason": "CUDA graphs and reduce-overhead are CUDA-only"})
+            print("graph mode is CUDA-only: skipped on cpu", file=sys.stderr)
+            continue
+        for model in parse_list(a.model, str):
+            make_step = {"vae": vae_step, "gan": gan_step}.get(model)
+            if make_step is None:
+                raise SystemExit(f"--model {model}: expected vae or gan")
+            for batch in parse_list(a.batch_size):
+                row = {"model": model, "batch_size": batch, "mode": mode}
+                try:
+                    torch.manual_seed(0)
+                    x, row["data"] = timing_batch(batch, a.data)
+                    x = x.to(device)
+                    make = lambda capturable: make_step(batch, device, x, capturable)  # noqa: E731
+                    if mode == "eager":
+                        step, row["method"] = make(False), "eager"
+                    else:
+                        step, row["method"] = graph_step(make)
+                    med, lo, hi = median_ms(step, sync_fn(device), a.warmup, a.steps)
+                    row.update({"ms_per_step": {"median": med, "min": lo, "max": hi},
+                                "images_per_s": batch / (med / 1000)})
+                    print(f"{model} batch {batch} {mode}: {med:.2f} ms/step median (min {lo:.2f}, max {hi:.2f}), "
+                          f"{batch / (med / 1000):.0f} images/s [{row['method']}]", file=sys.stderr)
+                except Exception as e:  # one failing configuration (e.g. out of memory) must not end the run
+                    row["error"] = f"{type(e).__name__}: {e}"
+                    print(f"{model} batch {batch} {mode}: FAILED {row['error']}", file=sys.stderr)
+                doc["results"].append(row)
+                if device == "cuda":
+                    torch.cuda.empty_cache()
+    if a.json:
+        print(json.dumps(doc, indent=2))
+
+
+def matmul_shapes(a):
+    """[(label, m, n, k)] from --from-json (gputrain's `bench --matmul --json`, so both time the same
+    products under the same labels) and --shapes (N or MxNxK)."""
+    shapes = []
+    if a.from_json:
+        with open(a.from_json) as f:
+            for r in json.load(f)["matmul"]:
+                shapes.append((r["label"], r["m"], r["n"], r["k"]))
+    for item in parse_list(a.shapes or "", str):
+        d = [int(v) for v in item.split("x")]
+        if len(d) not in (1, 3) or min(d) < 1:
+            raise SystemExit(f"--shapes {item}: expected N or MxNxK")
+        shapes.append((f"square {d[0]}", d[0], d[0], d[0]) if len(d) == 1 else (item, *d))
+    return list(dict.fromkeys(shapes))
+
+
+def time_matmul(a):
+    device = a.device
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: torch.cuda.is_available() is False (no GPU, or a CPU-only torch)")
+    shapes = matmul_shapes(a)
+    if not shapes:
+        raise SystemExit("matmul: no shapes (give --shapes and/or --from-json)")
+    doc = {"torch": torch.__version__, "device": device, "threads": torch.get_num_threads(),
+           "device_name": device_name(device),
+           "matmul": [], "skipped": []}
+    sync = sync_fn(device)
+    for label, m, n, k in shapes:
+        torch.manual_seed(0)
+        x = torch.rand(m, k, device=device) * 2 - 1
+        y = torch.rand(k, n, device=device) * 2 - 1
+        out = torch.empty(m, n, device=device)
+        for tf32 in parse_list(a.tf32, str):
+            if tf32 not in ("off", "on"):
+                raise SystemExit(f"--tf32 {tf32}: expected off or on")
+            if device != "cuda":
+                if tf32 == "on":
+                    doc["skipped"].append({"label": label, "tf32": True, "reason": "TF32 is a CUDA mode"})
+                    continue
+            else:
+                set_tf32(tf32 == "on")
+
+            def run(reps):
+                for _ in range(reps):
+                    torch.matmul(x, y, out=out)
+            run(3)
+            sync()
+            t0 = time.perf_counter()
+            run(1)
+            sync()
+            # About 0.2 s of products per trial; the median of 5 trials, each synchronised.
+            reps = max(3, min(1000, int(0.2 / max(time.perf_counter() - t0, 1e-6))))
+            trials = []
+            for _ in range(5):
+                sync()
+                t0 = time.perf_counter()
+                run(reps)
+                sync()
+                trials.append((time.perf_counter() - t0) / reps)
+            sec = statistics.median(trials)
+            doc["matmul"].append({"label": label, "m": m, "n": n, "k": k, "tf32": tf32 == "on", "reps": reps,
+                                  "ms": sec * 1e3, "gflops": 2 * m * n * k / sec / 1e9})
+            print(f"{label:<40} {m:>6} {n:>6} {k:>6}  TF32 {tf32:<3} {sec * 1e3:9.3f} ms "
+                  f"{2 * m * n * k / sec / 1e9:10.1f} GFLOP/s", file=sys.stderr)
+        del x, y, out
+    if a.json:
+        print(json.dumps(doc, indent=2))
 
 
 def train_vae(seed, epochs, batch, log_every):
@@ -218,20 +418,49 @@ def save_gan(g, d, like, path):
     print(f"wrote {path}")
 
 
-if __name__ == "__main__":
-    ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["time", "vae", "gan"])
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--epochs", type=int, default=1)
-    ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--log-every", type=int, default=0, help="print the training loss every N steps")
-    ap.add_argument("--like", help="gan: a gputrain GAN checkpoint to copy the layout and metadata from")
-    ap.add_argument("--save", help="gan: where to write each epoch's weights as a gputrain checkpoint; "
-                    "{epoch} in the name is replaced by the epoch number")
+def main():
+    ap = argparse.ArgumentParser(description="PyTorch reference for gputrain's training and timing figures")
+    sub = ap.add_subparsers(dest="what", required=True)
+    t = sub.add_parser("time", help="ms per VAE / DCGAN training step")
+    t.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    t.add_argument("--batch-size", default="128", help="comma-separated batch sizes")
+    t.add_argument("--model", default="vae,gan", help="vae, gan or both, comma-separated")
+    t.add_argument("--mode", default="eager", help="eager and/or graph (CUDA graph of the whole step), "
+                   "comma-separated")
+    t.add_argument("--steps", type=int, default=50, help="timed steps (median reported)")
+    t.add_argument("--warmup", type=int, default=10, help="untimed steps first")
+    t.add_argument("--tf32", choices=["off", "on"], default="off",
+                   help="CUDA: TF32 for matmuls and cuDNN convolutions (off: true f32, as gputrain computes)")
+    t.add_argument("--data", default=DATA, help="Fashion-MNIST directory; random images when absent")
+    t.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    m = sub.add_parser("matmul", help="torch.matmul f32 GFLOP/s for gputrain's matmul shapes")
+    m.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    m.add_argument("--shapes", help="comma-separated N (N^3) or MxNxK")
+    m.add_argument("--from-json", help="the shapes of a `gputrain bench --matmul ... --json` document")
+    m.add_argument("--tf32", default="off,on", help="off and/or on, comma-separated (CUDA only)")
+    m.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    for name, what in [("vae", "1 epoch of the VAE"), ("gan", "1 epoch of the DCGAN")]:
+        p = sub.add_parser(name, help=what)
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--epochs", type=int, default=1)
+        p.add_argument("--batch", type=int, default=128)
+        p.add_argument("--log-every", type=int, default=0, help="print the training loss every N steps")
+        if name == "gan":
+            p.add_argument("--like", help="a gputrain GAN checkpoint to copy the layout and metadata from")
+            p.add_argument("--save", help="where to write each epoch's weights as a gputrain checkpoint; "
+                           "{epoch} in the name is replaced by the epoch number")
     a = ap.parse_args()
     if a.what == "time":
-        time_steps(a.batch)
+        if a.steps < 1 or a.warmup < 0:
+            raise SystemExit("--steps must be at least 1 and --warmup at least 0")
+        time_steps(a)
+    elif a.what == "matmul":
+        time_matmul(a)
     elif a.what == "gan":
         train_gan(a.seed, a.epochs, a.batch, a.log_every, a.like, a.save)
     else:
         train_vae(a.seed, a.epochs, a.batch, a.log_every)
+
+
+if __name__ == "__main__":
+    main()

@@ -8,6 +8,7 @@ gputrain is faster, below 1 slower. A missing file or a failed step leaves its c
 under the table says why.
 """
 
+import glob
 import json
 import os
 import sys
@@ -69,7 +70,11 @@ def step_rows(outdir):
 
 def matmul_rows(outdir):
     """[(label, m, n, k, {set: gflops or 'WRONG'}, torch_off, torch_on)] in gputrain's order."""
-    g = load(outdir, "gputrain_matmul.json") or {}
+    # run.sh times each --matmul item in its own process (one slow size cannot lose the others).
+    parts = [load(outdir, os.path.basename(p)) for p in sorted(glob.glob(os.path.join(outdir, "gputrain_matmul_*.json")))]
+    parts = [p for p in parts if p]
+    g = dict(parts[0], matmul=[r for p in parts for r in p["matmul"]],
+             skipped=[s for p in parts for s in p["skipped"]]) if parts else {}
     t = load(outdir, "torch_matmul.json") or {}
     torch_gf = {(r["label"], r["tf32"]): r["gflops"] for r in t.get("matmul", [])}
     order, sets = [], {}

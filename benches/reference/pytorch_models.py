@@ -258,8 +258,8 @@ def matmul_shapes(a):
     """[(label, m, n, k)] from --from-json (gputrain's `bench --matmul --json`, so both time the same
     products under the same labels) and --shapes (N or MxNxK)."""
     shapes = []
-    if a.from_json:
-        with open(a.from_json) as f:
+    for path in a.from_json or []:
+        with open(path) as f:
             for r in json.load(f)["matmul"]:
                 shapes.append((r["label"], r["m"], r["n"], r["k"]))
     for item in parse_list(a.shapes or "", str):
@@ -436,7 +436,8 @@ def main():
     m = sub.add_parser("matmul", help="torch.matmul f32 GFLOP/s for gputrain's matmul shapes")
     m.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     m.add_argument("--shapes", help="comma-separated N (N^3) or MxNxK")
-    m.add_argument("--from-json", help="the shapes of a `gputrain bench --matmul ... --json` document")
+    m.add_argument("--from-json", nargs="+", metavar="FILE",
+                   help="the shapes of `gputrain bench --matmul ... --json` documents")
     m.add_argument("--tf32", default="off,on", help="off and/or on, comma-separated (CUDA only)")
     m.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     for name, what in [("vae", "1 epoch of the VAE"), ("gan", "1 epoch of the DCGAN")]:

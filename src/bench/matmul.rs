@@ -236,7 +236,9 @@ pub fn run(gpu: &Gpu, cases: &[Case], mut progress: impl FnMut(&Row)) -> Result<
             let prepared = calls.iter().map(|c| gpu.prepare(c, &operands)).collect::<Result<Vec<_>>>()?;
             // time_replay's own warm-up replay absorbs first-use costs; its timed replay sizes `reps`.
             let once = gpu.time_replay(&prepared, 1)?;
-            let reps = ((TARGET_S / once.max(1e-7)) as usize).clamp(MIN_REPS, MAX_REPS);
+            // A product slower than a second per replay is far above timer noise: once is enough,
+            // and keeps a slow kernel set from eating the run.
+            let reps = if once >= 1.0 { 1 } else { ((TARGET_S / once.max(1e-7)) as usize).clamp(MIN_REPS, MAX_REPS) };
             let (secs, timing) = time(gpu, &prepared, reps)?;
             gpu.check()?;
             let c = gpu.read_f32(bufs[2].whole())?;

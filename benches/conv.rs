@@ -1,5 +1,5 @@
 //! Throughput of the conv family on every convolution and transposed convolution of the two models
-//! (DESIGN.md) at batch 128: forward, input gradient and weight gradient of each layer.
+//! (README, "Checkpoints in PyTorch") at batch 128: forward, input gradient and weight gradient of each layer.
 //!
 //! `cargo bench --bench conv`; `GPUTRAIN_BENCH_QUICK=1` times a single replay per case (smoke test).
 //! Wide layers also get their three passes lowered to the matmul (ops::conv_gemm); `*` marks the

@@ -10,7 +10,7 @@
       # 1 epoch of the DCGAN; writes its weights into a copy of a gputrain checkpoint, so that
       # `gputrain eval gan --checkpoint out.safetensors` scores PyTorch's generator with the same IS/FID
 
-The modules are the README's (DESIGN.md's); data, padding, loss and evaluation follow gputrain's:
+The modules are the README's; data, padding, loss and evaluation follow gputrain's:
 images padded from 28x28 to 32x32 with background, per-image BCE sum + KL averaged over the batch,
 test -ELBO in eval mode with z sampled from q(z|x). Needs torch and numpy; set OMP_NUM_THREADS to
 match the cores gputrain had.
@@ -358,7 +358,7 @@ def train_vae(seed, epochs, batch, log_every):
 
 
 def dcgan_init(m):
-    # DESIGN.md's DCGAN initialisation: weights N(0, 0.02), batchnorm gamma N(1, 0.02), beta 0.
+    # The DCGAN's initialisation (docs/architecture.md, Numerics): weights N(0, 0.02), batchnorm gamma N(1, 0.02), beta 0.
     if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
         nn.init.normal_(m.weight, 0.0, 0.02)
     elif isinstance(m, nn.BatchNorm2d):

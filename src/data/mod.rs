@@ -1,4 +1,4 @@
-//! Datasets in host memory: the IDX parser and the dataset lookup (see DESIGN.md, "Data").
+//! Datasets in host memory: the IDX parser and the dataset lookup (docs/architecture.md, "The idea").
 
 pub mod cifar;
 pub mod dataset;

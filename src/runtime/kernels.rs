@@ -125,6 +125,22 @@ impl Family {
         }
     }
 
+    /// Whether the module is built without wgpu's runtime checks (bounds clamps on every access,
+    /// guarded integer division, bounded loops). Only for families whose every index is already
+    /// kept in range by the kernel itself (the GEMM core loads only m < M, n < N, k < K and stores
+    /// only inside C; divisors are shape dimensions the ops refuse when zero), which the guard-region
+    /// test checks on every kernel test's buffers.
+    pub fn unchecked(self) -> bool {
+        matches!(
+            self,
+            Family::TiledMatmul
+                | Family::TiledConvForward
+                | Family::TiledConvBackwardInput
+                | Family::TiledConvBackwardWeight
+                | Family::BiasGrad
+        )
+    }
+
     /// The complete WGSL module: prelude followed by the family's files.
     pub fn source(self) -> String {
         std::iter::once(PRELUDE).chain(self.parts().iter().copied()).collect::<Vec<_>>().join("\n")
@@ -267,10 +283,19 @@ impl Gpu {
         let module = match cache.modules.get(&call.family) {
             Some(m) => m.clone(),
             None => {
-                let m = Arc::new(self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                let desc = wgpu::ShaderModuleDescriptor {
                     label: Some(call.family.name()),
                     source: wgpu::ShaderSource::Wgsl(call.family.source().into()),
-                }));
+                };
+                let m = if call.family.unchecked() {
+                    // SAFETY: `Family::unchecked` lists only kernels that keep every access inside
+                    // its binding, divide only by non-zero shape dimensions and loop a bounded number
+                    // of times; tests run every kernel between poisoned guard regions.
+                    unsafe { self.device.create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked()) }
+                } else {
+                    self.device.create_shader_module(desc)
+                };
+                let m = Arc::new(m);
                 cache.modules.insert(call.family, m.clone());
                 m
             }

@@ -1,4 +1,4 @@
-//! Checkpoints as safetensors files: PyTorch state_dict names (DESIGN.md, "The models"), f32 tensors
+//! Checkpoints as safetensors files: PyTorch state_dict names (docs/architecture.md, "Numerics"), f32 tensors
 //! plus int64 `num_batches_tracked`, and a string→string metadata map (model kind, step, ...).
 
 use std::borrow::Cow;

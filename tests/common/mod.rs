@@ -30,21 +30,48 @@ pub fn to_f64(v: &[f32]) -> Vec<f64> {
     v.iter().map(|&x| x as f64).collect()
 }
 
+/// The bits every guard float holds: a NaN, so that a kernel reading past its operand turns its
+/// result into NaN (which the comparisons refuse), and one no kernel computes.
+const POISON: u32 = 0x7fc0_dead;
+
 /// Runs `calls` with `inputs` uploaded as the first operands and `outputs` zero-filled buffers of the
 /// given lengths after them; returns every operand's final contents (inputs included, for in-place ops).
+///
+/// Every operand is bound in the middle of a larger buffer between two guard regions of poison, and
+/// the run fails if a kernel wrote into them: the proof that kernels built without runtime bounds
+/// checks (`Family::unchecked`) stay inside their bindings, and a check on every other kernel too.
 pub fn run_f32(calls: &[KernelCall], inputs: &[&[f32]], outputs: &[usize]) -> Vec<Vec<f32>> {
     let g = gpu();
+    // Whole offset-alignment units, at least 64 floats.
+    let guard = (g.limits.min_storage_buffer_offset_alignment as usize / 4).max(64);
+    let poison = f32::from_bits(POISON);
+    let zeros: Vec<Vec<f32>> = outputs.iter().map(|&n| vec![0.0; n]).collect();
+    let contents: Vec<&[f32]> = inputs.iter().copied().chain(zeros.iter().map(|v| v.as_slice())).collect();
     let mut bufs = Vec::new();
-    for (i, data) in inputs.iter().enumerate() {
-        bufs.push(g.upload_f32(&format!("in{i}"), data).unwrap());
+    for (i, data) in contents.iter().enumerate() {
+        let mut padded = vec![poison; guard];
+        padded.extend_from_slice(data);
+        padded.extend(std::iter::repeat_n(poison, guard));
+        bufs.push(g.upload_f32(&format!("operand{i}"), &padded).unwrap());
     }
-    for (i, &n) in outputs.iter().enumerate() {
-        bufs.push(g.zeros(&format!("out{i}"), n as u64 * 4).unwrap());
-    }
-    let ops: Vec<_> = bufs.iter().map(|b| b.whole()).collect();
+    let ops: Vec<_> = bufs.iter().zip(&contents).map(|(b, d)| b.range_f32(guard, d.len())).collect();
     g.run(calls, &ops).unwrap();
-    let lens: Vec<usize> = inputs.iter().map(|d| d.len()).chain(outputs.iter().copied()).collect();
-    bufs.iter().zip(lens).map(|(b, n)| g.read_f32(b.range_f32(0, n)).unwrap()).collect()
+    let entries: Vec<&str> = calls.iter().map(|c| c.entry).collect();
+    bufs.iter()
+        .zip(&contents)
+        .enumerate()
+        .map(|(i, (b, d))| {
+            let all = g.read_f32(b.range_f32(0, d.len() + 2 * guard)).unwrap();
+            let (before, rest) = all.split_at(guard);
+            let (mid, after) = rest.split_at(d.len());
+            for (side, region) in [("before", before), ("after", after)] {
+                if let Some(j) = region.iter().position(|v| v.to_bits() != POISON) {
+                    panic!("{entries:?} wrote {} into the guard {side} operand {i} (float {j} of {guard})", region[j]);
+                }
+            }
+            mid.to_vec()
+        })
+        .collect()
 }
 
 /// Same as `run_f32` with f64 data converted to f32 on the way in and back on the way out.

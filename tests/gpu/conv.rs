@@ -22,7 +22,7 @@ fn odd_shapes() -> Vec<Conv2dShape> {
     ]
 }
 
-/// The models' convolutions (DESIGN.md) at batch 2.
+/// The models' convolutions (README, "Checkpoints in PyTorch") at batch 2.
 fn model_layers() -> Vec<(&'static str, Conv2dShape)> {
     vec![
         ("vae encoder.0", shape(2, 1, 32, 32, 32, 4, 2, 1)),

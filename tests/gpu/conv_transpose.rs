@@ -17,7 +17,7 @@ fn odd_shapes() -> Vec<ConvTranspose2dShape> {
     ]
 }
 
-/// The models' transposed convolutions (DESIGN.md) at batch 2.
+/// The models' transposed convolutions (README, "Checkpoints in PyTorch") at batch 2.
 fn model_layers() -> Vec<(&'static str, ConvTranspose2dShape)> {
     vec![
         ("vae decoder.0", shape(2, 128, 64, 4, 4, 4, 2, 1)),

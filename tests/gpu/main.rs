@@ -37,5 +37,7 @@ mod reduce;
 mod run;
 mod scores;
 mod shaders;
+mod tiled;
+mod tiled_steps;
 mod vae;
 mod xent;

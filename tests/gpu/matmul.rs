@@ -172,7 +172,7 @@ fn check_linear(batch: usize, in_f: usize, out_f: usize, seed: u64) {
 
 #[test]
 fn vae_linear_layers_match_cpu() {
-    // fc_mu / fc_logvar: 2048 -> 32; decoder_fc: 32 -> 2048 (DESIGN.md, z = 32).
+    // fc_mu / fc_logvar: 2048 -> 32; decoder_fc: 32 -> 2048 (the VAE, z = 32).
     for batch in [1, 3, 8] {
         check_linear(batch, 2048, 32, 40 + batch as u64);
         check_linear(batch, 32, 2048, 80 + batch as u64);

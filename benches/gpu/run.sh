@@ -8,7 +8,8 @@
 # `gputrain bench` for the VAE and the DCGAN; `gputrain bench --matmul`; pytorch_models.py `time`
 # (eager and CUDA graph) and `matmul` (TF32 off and on); benches/gpu/table.py. Each step runs under
 # `timeout` with its own limit, cut to what is left of the run's budget, so one hang cannot eat the
-# run; a failed step leaves '-' cells and a note under the table, and the run goes on.
+# run; a failed step leaves '-' cells and a note under the table, and the run goes on (exit status 1
+# at the end if any step failed or timed out; skipped steps do not count).
 #
 # --local   this machine's software adapter and PyTorch CPU (when torch imports), smaller settings,
 #           no tests unless GPUTRAIN_TESTS_DIR is set (`cargo test --release` covers them here).
@@ -31,15 +32,18 @@ for arg in "$@"; do
     case "$arg" in
         --local) local_mode=1 ;;
         --tiny) tiny=1 ;;
-        -h | --help) sed -n '2,26p' "$0"; exit 0 ;;
+        -h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { print }' "$0"; exit 0 ;;
         -*) echo "run.sh: unknown option $arg (expected --local, --tiny)" >&2; exit 2 ;;
         *) [ -z "$outdir" ] || { echo "run.sh: one OUTDIR only" >&2; exit 2; }; outdir=$arg ;;
     esac
 done
 [ -n "$outdir" ] || { echo "usage: bash benches/gpu/run.sh [--local] [--tiny] OUTDIR" >&2; exit 2; }
-cd "$(dirname "$0")/../.." || exit 2
+# OUTDIR is the caller's path: resolved before moving to the repository root.
 mkdir -p "$outdir/logs" "$outdir/tests" || exit 2
 outdir=$(cd "$outdir" && pwd)
+cd "$(dirname "$0")/../.." || exit 2
+# A reused OUTDIR must not lend an earlier run's results to this table.
+rm -f "$outdir"/*.json "$outdir"/*.txt "$outdir"/tests/*.log "$outdir"/logs/*.log
 : >"$outdir/steps.tsv"
 : >"$outdir/tests.tsv"
 
@@ -99,7 +103,8 @@ step() {
         *) status="failed(rc=$rc)" ;;
     esac
     printf '%s\t%s\t%s\t%s\n' "$name" "$status" $(($(date +%s) - t0)) \
-        "$(tail -n 1 "$outdir/logs/$name.log" | tr '\t' ' ' | cut -c1-200)" >>"$outdir/steps.tsv"
+        "$(grep -v XDG_RUNTIME_DIR "$outdir/logs/$name.log" | tail -n 1 | tr '\t' ' ' | cut -c1-200)" \
+        >>"$outdir/steps.tsv"
     note "$name: $status in $(($(date +%s) - t0)) s"
     return $rc
 }
@@ -187,16 +192,15 @@ for item in ${matmul//,/ }; do
 done
 
 ref=benches/reference/pytorch_models.py
-if ! "$python" -c 'import torch' >/dev/null 2>&1; then
+# One import of torch (seconds on the GPU machine) says both whether it is there and which device.
+device=$("$python" -c 'import torch; print("cuda" if torch.cuda.is_available() else "cpu")' 2>/dev/null)
+if [ -z "$device" ]; then
     for s in torch-eager torch-graph torch-matmul; do skip $s "$python cannot import torch: gputrain rows only"; done
 else
-    device=cpu
-    if [ $local_mode = 0 ]; then
-        if "$python" -c 'import sys, torch; sys.exit(not torch.cuda.is_available())' 2>/dev/null; then
-            device=cuda
-        else
-            note "torch sees no CUDA device: PyTorch rows are on the CPU"
-        fi
+    if [ $local_mode = 1 ]; then
+        device=cpu
+    elif [ "$device" = cpu ]; then
+        note "torch sees no CUDA device: PyTorch rows are on the CPU"
     fi
     for mode in eager graph; do
         step "torch-$mode" $((120 * slow)) "$outdir/torch_$mode.json" "$python" "$ref" time --device $device \
@@ -222,3 +226,5 @@ fi
 python3 benches/gpu/table.py "$outdir" >"$outdir/table.txt" || exit 1
 echo
 cat "$outdir/table.txt"
+# The table is printed whatever failed; the exit status says whether anything did.
+! cut -f2 "$outdir/steps.tsv" | grep -qv '^\(ok\|skipped\)$'

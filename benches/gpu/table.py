@@ -125,8 +125,11 @@ def main(outdir):
           f"wall time of synchronised loops on {tdoc.get('device', '-') if tdoc else '-'})")
     notes = []
     for name, status, secs, *why in tsv(outdir, "steps.tsv"):
-        if status != "ok":
-            notes.append(f"step {name}: {status} after {secs} s" + (f" ({why[0]})" if why and why[0] else ""))
+        reason = f" ({why[0]})" if why and why[0] else ""
+        if status == "skipped":
+            notes.append(f"step {name}: skipped{reason}")
+        elif status != "ok":
+            notes.append(f"step {name}: {status} after {secs} s{reason}")
     for mode in ("eager", "graph"):
         doc = load(outdir, f"torch_{mode}.json") or {}
         notes += [f"torch {mode} skipped: {s['reason']}" for s in doc.get("skipped", [])]

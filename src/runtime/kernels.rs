@@ -129,7 +129,8 @@ impl Family {
     /// guarded integer division, bounded loops). Only for families whose every index is already
     /// kept in range by the kernel itself (the GEMM core loads only m < M, n < N, k < K and stores
     /// only inside C; divisors are shape dimensions the ops refuse when zero), which the guard-region
-    /// test checks on every kernel test's buffers.
+    /// test checks on every kernel test's buffers. They also write every workgroup-memory element
+    /// they read (the GEMM tiles, the bias trees), so their pipelines skip wgpu's zero fill.
     pub fn unchecked(self) -> bool {
         matches!(
             self,
@@ -307,7 +308,12 @@ impl Gpu {
             layout: Some(&pl),
             module: &module,
             entry_point: Some(call.entry),
-            compilation_options: wgpu::PipelineCompilationOptions { constants: &constants, ..Default::default() },
+            // The same kernels write every workgroup-memory element before reading it, so the zero fill
+            // wgpu would insert at the start of each workgroup is skipped for them.
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants: &constants,
+                zero_initialize_workgroup_memory: !call.family.unchecked(),
+            },
             cache: None,
         });
         if let Some(e) = pollster::block_on(scope.pop()) {

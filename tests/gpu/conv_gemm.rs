@@ -1,6 +1,6 @@
 //! The convolution lowered to the matmul (ops::conv_gemm) against the f64 references: forward,
 //! input gradient and weight gradient, with and without bias and accumulation, on odd shapes and the models' layers,
-//! and the transposed convolution's use of it. The references are the ones tests/conv.rs checks
+//! and the transposed convolution's use of it. The references are the ones the conv module (tests/gpu/conv.rs) checks
 //! against finite differences, so these comparisons carry the gradient check over to this path.
 use crate::common;
 

@@ -144,7 +144,7 @@ fn unusable_data_and_settings_are_refused_with_the_reason() {
     assert!(e.contains("28×28") && e.contains("14×56"), "{e}");
     let e = Vae::new(gpu, &VaeConfig { batch_size: 17, ..cfg() }, &d).err().unwrap().to_string();
     assert!(e.contains("--batch-size 17") && e.contains("16"), "{e}");
-    let e = Vae::new(gpu, &VaeConfig { lr: f32::NAN, ..cfg() }, &d).err().unwrap();
+    let e = Vae::new(gpu, &VaeConfig { lr: f32::NAN.into(), ..cfg() }, &d).err().unwrap();
     assert!(format!("{e:#}").contains("--lr"), "{e:#}");
     let e = Vae::new(gpu, &VaeConfig { latent: 0, ..cfg() }, &d).err().unwrap().to_string();
     assert!(e.contains("--latent"), "{e}");

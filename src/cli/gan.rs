@@ -1,10 +1,9 @@
-//! `train gan` and `sample gan`.
+//! `train gan`, `eval gan` and `sample gan`.
 
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use serde_json::{json, Value};
 
 use gputrain::models::classifier::FeatureNet;
 use gputrain::models::gan::{Arch, Gan, GanConfig};
@@ -13,7 +12,23 @@ use gputrain::runtime::{BackendChoice, Gpu};
 use gputrain::train::model::TrainableModel;
 use gputrain::train::run;
 
-use crate::{checkpoint_settings, load_data, train_model, TrainVae};
+use super::train::{checkpoint_settings, config_from_settings, load_data, settings_of, train_model, TrainArgs};
+
+#[derive(Args)]
+pub struct TrainGan {
+    #[command(flatten)]
+    common: TrainArgs,
+    /// dcgan (transposed convolutions, 32×32) or mlp (fully connected G, conv + max-pool D, 28×28)
+    /// [default: dcgan, or the resumed checkpoint's].
+    #[arg(long)]
+    arch: Option<String>,
+    /// One-sided label smoothing: the discriminator's target for real images (e.g. 0.9) [default: 1].
+    #[arg(long, value_name = "REAL_LABEL")]
+    label_smoothing: Option<f64>,
+    /// Generated images scored (IS, FID) at each epoch's evaluation; 0 skips the scores.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    score_samples: usize,
+}
 
 #[derive(Args)]
 pub struct EvalGan {
@@ -42,72 +57,20 @@ pub struct SampleGan {
     seed: u64,
 }
 
-/// The GAN's hyper-parameters from a checkpoint's settings, defaults for anything missing.
-pub fn config_from_json(s: &Value) -> GanConfig {
-    let d = GanConfig::default();
-    let u = |k: &str, d: u64| s.get(k).and_then(Value::as_u64).unwrap_or(d);
-    let f = |k: &str, d: f32| s.get(k).and_then(Value::as_f64).map(|v| v as f32).unwrap_or(d);
-    let arch = s.get("arch").and_then(Value::as_str).map(Arch::parse).transpose();
-    GanConfig {
-        arch: arch.ok().flatten().unwrap_or(d.arch),
-        batch_size: u("batch_size", d.batch_size as u64) as usize,
-        lr: f("lr", d.lr),
-        latent: u("latent", d.latent as u64) as usize,
-        seed: u("seed", d.seed),
-        real_label: f("real_label", d.real_label),
+pub fn train(a: TrainGan, backend: BackendChoice, gpu: impl Fn() -> Result<Gpu>) -> Result<()> {
+    let TrainGan { common: a, arch, label_smoothing, score_samples } = a;
+    let from = a.resumed_settings()?;
+    let mut c: GanConfig = config_from_settings(&from)?;
+    if let Some(arch) = arch {
+        c.arch = Arch::parse(&arch)?;
     }
-}
-
-fn check(c: &GanConfig) -> Result<()> {
-    if c.batch_size < 2 {
-        bail!("--batch-size {}: the GAN needs at least 2 (batchnorm normalises over the batch)", c.batch_size);
-    }
-    if c.latent == 0 {
-        bail!("--latent must be at least 1");
-    }
-    if !(c.lr.is_finite() && c.lr > 0.0) {
-        bail!("--lr {}: must be a positive number", c.lr);
-    }
-    if !(c.real_label > 0.0 && c.real_label <= 1.0) {
-        bail!("--label-smoothing {}: the real label must be in (0, 1], e.g. 0.9", c.real_label);
-    }
-    Ok(())
-}
-
-pub fn train(
-    a: TrainVae,
-    arch: Option<String>,
-    label_smoothing: Option<f32>,
-    score_samples: usize,
-    backend: BackendChoice,
-    gpu: impl Fn() -> Result<Gpu>,
-) -> Result<()> {
-    let from = match &a.resume {
-        Some(p) => checkpoint_settings(p).context("--resume")?,
-        None => Value::Null,
-    };
-    let d = config_from_json(&from);
-    let c = GanConfig {
-        arch: match arch {
-            Some(a) => Arch::parse(&a)?,
-            None => d.arch,
-        },
-        batch_size: a.batch_size.unwrap_or(d.batch_size),
-        lr: a.lr.unwrap_or(d.lr),
-        latent: a.latent.unwrap_or(d.latent),
-        seed: a.seed.unwrap_or(d.seed),
-        real_label: label_smoothing.unwrap_or(d.real_label),
-    };
-    check(&c)?;
-    let settings = json!({
-        "model": "gan",
-        "arch": c.arch.name(),
-        "batch_size": c.batch_size,
-        "lr": c.lr,
-        "latent": c.latent,
-        "seed": c.seed,
-        "real_label": c.real_label,
-    });
+    c.batch_size = a.batch_size.unwrap_or(c.batch_size);
+    c.lr = a.lr.unwrap_or(c.lr);
+    c.latent = a.latent.unwrap_or(c.latent);
+    c.seed = a.seed.unwrap_or(c.seed);
+    c.real_label = label_smoothing.unwrap_or(c.real_label);
+    c.validate()?;
+    let settings = settings_of("gan", &c)?;
     train_model(a, &from, settings, 5, backend, gpu, |gpu, data| {
         let mut gan = Gan::new(gpu, &c, data)?;
         if score_samples > 0 && data.test.h == 28 && data.test.w == 28 {
@@ -126,7 +89,7 @@ pub fn eval(a: EvalGan, gpu: impl Fn() -> Result<Gpu>) -> Result<()> {
     let settings = checkpoint_settings(&a.checkpoint).context("--checkpoint")?;
     let data = load_data(a.data.as_deref(), &settings)?;
     let gpu = gpu()?;
-    let mut gan = Gan::new(&gpu, &config_from_json(&settings), &data)?;
+    let mut gan = Gan::new(&gpu, &config_from_settings(&settings)?, &data)?;
     if gan.channels() != 1 || data.test.h != 28 {
         bail!(
             "{}: IS and FID use a Fashion-MNIST classifier, so they need 1×28×28 data; for this {}-channel model \
@@ -162,7 +125,7 @@ pub fn sample(a: SampleGan, gpu: impl Fn() -> Result<Gpu>) -> Result<()> {
     let settings = checkpoint_settings(&a.checkpoint).context("--checkpoint")?;
     let data = load_data(None, &settings)?;
     let gpu = gpu()?;
-    let mut model = Gan::new(&gpu, &config_from_json(&settings), &data)?;
+    let mut model = Gan::new(&gpu, &config_from_settings(&settings)?, &data)?;
     run::load_checkpoint(&gpu, &mut model, &a.checkpoint)?;
     use rand::SeedableRng;
     let mut rng = rand::rngs::StdRng::seed_from_u64(a.seed);

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use super::dataset::Split;
+use super::split::Split;
 
 pub const SIDE: usize = 32;
 pub const CHANNELS: usize = 3;

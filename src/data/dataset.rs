@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use super::idx::{self, Images};
+use super::idx;
+use super::split::Split;
 
 /// Where Debian's `fashion-mnist` package installs the full dataset.
 pub const DEBIAN_DIR: &str = "/usr/share/datasets/fashion-mnist";
@@ -16,38 +17,6 @@ const EMBEDDED: [(&str, &[u8]); 4] = [
     ("t10k-images-idx3-ubyte.gz", include_bytes!("../../assets/fashion-mnist-subset/t10k-images-idx3-ubyte.gz")),
     ("t10k-labels-idx1-ubyte.gz", include_bytes!("../../assets/fashion-mnist-subset/t10k-labels-idx1-ubyte.gz")),
 ];
-
-/// One split: `n` images of `channels`×`h`×`w` bytes (0 = background), image after image, and a label each.
-#[derive(Debug, Clone)]
-pub struct Split {
-    pub images: Vec<u8>,
-    pub labels: Vec<u8>,
-    pub n: usize,
-    pub h: usize,
-    pub w: usize,
-    pub channels: usize,
-}
-
-impl Split {
-    /// Pairs images with labels, refusing a count mismatch (naming both files).
-    pub fn new(images: Images, labels: Vec<u8>, images_name: &str, labels_name: &str) -> Result<Split> {
-        if labels.len() != images.n {
-            bail!("{labels_name} has {} labels but {images_name} has {} images", labels.len(), images.n);
-        }
-        Ok(Split { images: images.pixels, labels, n: images.n, h: images.h, w: images.w, channels: 1 })
-    }
-
-    /// Bytes per image.
-    pub fn image_len(&self) -> usize {
-        self.channels * self.h * self.w
-    }
-
-    /// The pixels of image `i`.
-    pub fn image(&self, i: usize) -> &[u8] {
-        let len = self.image_len();
-        &self.images[i * len..(i + 1) * len]
-    }
-}
 
 /// The training and test splits and a description of where they came from.
 #[derive(Debug, Clone)]

@@ -3,6 +3,8 @@
 pub mod cifar;
 pub mod dataset;
 pub mod idx;
+pub mod split;
 
-pub use dataset::{Dataset, Split, DEBIAN_DIR};
+pub use dataset::{Dataset, DEBIAN_DIR};
 pub use idx::{read_images, read_labels, write_idx, IdxError, Images};
+pub use split::Split;

@@ -9,8 +9,8 @@ use anyhow::{bail, Result};
 use std::collections::HashMap;
 
 use super::builder::{BoundCall, Graph};
-use super::params::{ParamStore, StoreBuf};
-use super::tensor::{Role, TensorId};
+use super::params::ParamStore;
+use super::tensor::{Role, StoreBuf, TensorId};
 use crate::ops::adam::{self, AdamConfig};
 use crate::ops::{elementwise, random};
 use crate::runtime::KernelCall;

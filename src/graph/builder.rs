@@ -3,8 +3,7 @@
 use anyhow::{bail, Result};
 use std::collections::HashMap;
 
-use super::params::StoreBuf;
-use super::tensor::{Role, TensorId, TensorInfo};
+use super::tensor::{Init, ParamSpec, Role, StoreBuf, TensorId, TensorInfo};
 use super::Op;
 use crate::runtime::{KernelCall, KernelSet};
 
@@ -13,23 +12,6 @@ use crate::runtime::{KernelCall, KernelSet};
 pub struct BoundCall {
     pub call: KernelCall,
     pub args: Vec<TensorId>,
-}
-
-/// How a parameter or state tensor starts.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Init {
-    Const(f32),
-    Uniform(f32),
-    Normal { mean: f32, std: f32 },
-}
-
-#[derive(Clone, Debug)]
-pub struct ParamSpec {
-    pub name: String,
-    pub shape: Vec<usize>,
-    pub init: Init,
-    /// Trainable parameters get gradients and Adam state; running statistics do not.
-    pub trainable: bool,
 }
 
 /// One recorded op: what autodiff needs to derive its backward.

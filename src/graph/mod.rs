@@ -9,11 +9,11 @@ pub mod params;
 pub mod plan;
 pub mod tensor;
 
-pub use builder::{BoundCall, Graph, Init, ParamSpec};
+pub use builder::{BoundCall, Graph};
 pub use executor::{Executor, LossReport, StepStats};
 pub use op::Op;
 pub use params::ParamStore;
-pub use tensor::{Role, TensorId};
+pub use tensor::{Init, ParamSpec, Role, StoreBuf, TensorId};
 
 use anyhow::Result;
 

@@ -6,7 +6,7 @@ use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
 use std::collections::HashMap;
 
-use super::builder::{Init, ParamSpec};
+use super::tensor::{Init, ParamSpec, StoreBuf};
 use crate::runtime::buffers::Operand;
 use crate::runtime::{Gpu, GpuBuffer};
 
@@ -39,15 +39,6 @@ pub const ALIGN_FLOATS: usize = 64;
 
 /// Number of u32 step counters in the store.
 pub const COUNTER_SLOTS: usize = 16;
-
-/// Which buffer of the store a `Role::Span` refers to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StoreBuf {
-    Params,
-    Grads,
-    AdamM,
-    AdamV,
-}
 
 fn init_values(spec: &ParamSpec, rng: &mut rand::rngs::StdRng) -> Vec<f32> {
     let n: usize = spec.shape.iter().product();

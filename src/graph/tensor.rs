@@ -1,4 +1,5 @@
-//! Tensor identities, shapes and where each tensor lives.
+//! The graph's vocabulary: tensor identities, shapes and where each tensor lives, the parameter
+//! store's buffers and how parameters start. Every other graph file imports these; this one imports none.
 
 /// Index of a tensor in its graph.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -16,7 +17,7 @@ pub enum Role {
     /// A buffer owned by the caller (dataset, per-epoch order, step counters, ...).
     External(String),
     /// A range of one of the parameter store's flat buffers (Adam's view of a parameter group).
-    Span(super::params::StoreBuf, usize),
+    Span(StoreBuf, usize),
     /// Another tensor's storage under a new shape (flatten / unflatten).
     View(TensorId),
     /// An intermediate value of one step: placed by liveness in the activation arena.
@@ -36,4 +37,30 @@ impl TensorInfo {
     pub fn bytes(&self) -> u64 {
         self.len as u64 * 4
     }
+}
+
+/// Which buffer of the store a `Role::Span` refers to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreBuf {
+    Params,
+    Grads,
+    AdamM,
+    AdamV,
+}
+
+/// How a parameter or state tensor starts.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Init {
+    Const(f32),
+    Uniform(f32),
+    Normal { mean: f32, std: f32 },
+}
+
+#[derive(Clone, Debug)]
+pub struct ParamSpec {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub init: Init,
+    /// Trainable parameters get gradients and Adam state; running statistics do not.
+    pub trainable: bool,
 }

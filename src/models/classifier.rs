@@ -7,6 +7,7 @@
 //! ReLU(), Flatten(), Linear(4096,128), ReLU(), Linear(128,10))`.
 
 use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 use crate::data::{Dataset, Split};
@@ -65,11 +66,31 @@ fn inputs(g: &mut Graph, split: &Split, batch: usize, steps: usize, slot: usize)
     Ok((x, y))
 }
 
-#[derive(Clone, Debug)]
+/// The classifier's hyper-parameters: what `train classifier` takes, config.json records and `--resume`
+/// reads back.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ClassifierConfig {
     pub batch_size: usize,
-    pub lr: f32,
+    /// Adam's learning rate, kept as given (f64) so that config.json prints it so; Adam runs in f32.
+    pub lr: f64,
     pub seed: u64,
+}
+
+impl Default for ClassifierConfig {
+    fn default() -> Self {
+        ClassifierConfig { batch_size: 128, lr: 1e-3, seed: 0 }
+    }
+}
+
+impl ClassifierConfig {
+    /// Refuses out-of-range hyper-parameters before the dataset and the GPU are touched.
+    pub fn validate(&self) -> Result<()> {
+        if self.batch_size < 2 {
+            bail!("--batch-size {}: the classifier needs at least 2 (batchnorm)", self.batch_size);
+        }
+        super::check_lr(self.lr)
+    }
 }
 
 pub struct Classifier {
@@ -90,6 +111,7 @@ pub struct Classifier {
 
 impl Classifier {
     pub fn new(gpu: &Gpu, cfg: &ClassifierConfig, data: &Dataset) -> Result<Classifier> {
+        cfg.validate()?;
         let b = cfg.batch_size;
         for (name, s) in [("training", &data.train), ("test", &data.test)] {
             if s.h + 2 * PAD != SIDE || s.w + 2 * PAD != SIDE || s.channels != 1 {
@@ -112,7 +134,7 @@ impl Classifier {
                 data.test.n
             );
         }
-        let adam = AdamConfig { lr: cfg.lr, ..Default::default() };
+        let adam = AdamConfig { lr: cfg.lr as f32, ..Default::default() };
         adam.validate().context("--lr")?;
         let steps_per_epoch = data.train.n / b;
         let eval_steps = data.test.n / b;

@@ -8,6 +8,7 @@
 
 use anyhow::{bail, Context, Result};
 use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
 use super::gan_scores::GanScorer;
@@ -37,7 +38,8 @@ const COLLAPSE_WARMUP_STEPS: u64 = 200;
 const LRELU_SLOPE: f32 = 0.2;
 
 /// Which of the seeds' GANs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Arch {
     /// Transposed-conv generator and conv discriminator on 32×32 (28×28 padded by 2).
     Dcgan,
@@ -69,20 +71,40 @@ impl Arch {
     }
 }
 
-#[derive(Clone, Debug)]
+/// The GAN's hyper-parameters: what `train gan` takes, config.json records and `--resume` reads back.
+/// Numbers are kept as given (f64) so that config.json prints them so; the GPU works in f32.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct GanConfig {
     pub arch: Arch,
     pub batch_size: usize,
-    pub lr: f32,
+    pub lr: f64,
     pub latent: usize,
     pub seed: u64,
     /// Target for real images in the D loss (1 = none; 0.9 is one-sided smoothing).
-    pub real_label: f32,
+    pub real_label: f64,
 }
 
 impl Default for GanConfig {
     fn default() -> Self {
         GanConfig { arch: Arch::Dcgan, batch_size: 128, lr: 2e-4, latent: 100, seed: 0, real_label: 1.0 }
+    }
+}
+
+impl GanConfig {
+    /// Refuses out-of-range hyper-parameters before the dataset and the GPU are touched.
+    pub fn validate(&self) -> Result<()> {
+        if self.batch_size < 2 {
+            bail!("--batch-size {}: the GAN needs at least 2 (batchnorm normalises over the batch)", self.batch_size);
+        }
+        if self.latent == 0 {
+            bail!("--latent must be at least 1");
+        }
+        super::check_lr(self.lr)?;
+        if !(self.real_label > 0.0 && self.real_label <= 1.0) {
+            bail!("--label-smoothing {}: the real label must be in (0, 1], e.g. 0.9", self.real_label);
+        }
+        Ok(())
     }
 }
 
@@ -260,6 +282,7 @@ pub struct Gan {
 
 impl Gan {
     pub fn new(gpu: &Gpu, cfg: &GanConfig, data: &Dataset) -> Result<Gan> {
+        cfg.validate()?;
         let b = cfg.batch_size;
         let s = &data.train;
         let (channels, pad) = match cfg.arch {
@@ -276,13 +299,7 @@ impl Gan {
         if b < 2 || b > s.n {
             bail!("--batch-size {b} must be between 2 (batchnorm needs a batch) and the training set size {}", s.n);
         }
-        if cfg.latent == 0 {
-            bail!("--latent must be at least 1");
-        }
-        if !(cfg.real_label > 0.0 && cfg.real_label <= 1.0) {
-            bail!("--label-smoothing {}: the real label must be in (0, 1]", cfg.real_label);
-        }
-        let adam = AdamConfig { lr: cfg.lr, beta1: 0.5, beta2: 0.999, ..Default::default() };
+        let adam = AdamConfig { lr: cfg.lr as f32, beta1: 0.5, beta2: 0.999, ..Default::default() };
         adam.validate().context("--lr")?;
         let steps_per_epoch = s.n / b;
         let shape = gather_shape(s, b, steps_per_epoch, pad);
@@ -304,7 +321,7 @@ impl Gan {
 
         let images = gpu.upload("train-images", &pack_u8(&s.images))?;
         let train_order = gpu.zeros("train-order", (steps_per_epoch * b) as u64 * 4)?;
-        let real_label = gpu.upload_f32("real-label", &vec![cfg.real_label; b])?;
+        let real_label = gpu.upload_f32("real-label", &vec![cfg.real_label as f32; b])?;
         let fake_label = gpu.zeros("fake-label", b as u64 * 4)?;
         let g_label = gpu.upload_f32("g-label", &vec![1.0; b])?;
         let sample_z = gpu.zeros("sample-z", (SAMPLES * cfg.latent) as u64 * 4)?;

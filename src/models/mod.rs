@@ -11,6 +11,14 @@ use anyhow::{bail, Result};
 use crate::data::{Dataset, Split};
 use crate::ops::gather::GatherShape;
 
+/// Refuses a learning rate that is not a positive number (the message names the flag).
+pub fn check_lr(lr: f64) -> Result<()> {
+    if !(lr.is_finite() && lr > 0.0) {
+        bail!("--lr {lr}: must be a positive number");
+    }
+    Ok(())
+}
+
 /// Side of the square images the convolutional models work on.
 pub const SIDE: usize = 32;
 

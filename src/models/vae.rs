@@ -6,6 +6,7 @@
 
 use anyhow::{bail, Context, Result};
 use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
 
 use crate::data::{Dataset, Split};
 use crate::graph::{compile, Executor, Graph, Mode, ParamStore, StepStats, TensorId};
@@ -29,10 +30,13 @@ const RECONS: usize = 8;
 /// Most test images `encode_test` takes at once.
 const ENCODE: usize = 8;
 
-#[derive(Clone, Debug)]
+/// The VAE's hyper-parameters: what `train vae` takes, config.json records and `--resume` reads back.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct VaeConfig {
     pub batch_size: usize,
-    pub lr: f32,
+    /// Adam's learning rate, kept as given (f64) so that config.json prints it so; Adam runs in f32.
+    pub lr: f64,
     pub latent: usize,
     pub seed: u64,
 }
@@ -40,6 +44,19 @@ pub struct VaeConfig {
 impl Default for VaeConfig {
     fn default() -> Self {
         VaeConfig { batch_size: 128, lr: 1e-3, latent: 32, seed: 0 }
+    }
+}
+
+impl VaeConfig {
+    /// Refuses out-of-range hyper-parameters before the dataset and the GPU are touched.
+    pub fn validate(&self) -> Result<()> {
+        if self.batch_size == 0 {
+            bail!("--batch-size must be at least 1");
+        }
+        if self.latent == 0 {
+            bail!("--latent must be at least 1");
+        }
+        super::check_lr(self.lr)
     }
 }
 
@@ -135,6 +152,7 @@ fn gather_shape(split: &Split, batch: usize, steps: usize, pad: usize) -> Gather
 
 impl Vae {
     pub fn new(gpu: &Gpu, cfg: &VaeConfig, data: &Dataset) -> Result<Vae> {
+        cfg.validate()?;
         let b = cfg.batch_size;
         let (channels, pad) = super::image_geometry(data, "VAE")?;
         if b == 0 || b > data.train.n || b > data.test.n {
@@ -144,10 +162,7 @@ impl Vae {
                 data.test.n
             );
         }
-        if cfg.latent == 0 {
-            bail!("--latent must be at least 1");
-        }
-        let adam = AdamConfig { lr: cfg.lr, ..Default::default() };
+        let adam = AdamConfig { lr: cfg.lr as f32, ..Default::default() };
         adam.validate().context("--lr")?;
         let steps_per_epoch = data.train.n / b;
         let eval_steps = data.test.n / b;

@@ -4,6 +4,7 @@ pub mod checkpoint;
 pub mod images;
 pub mod metrics;
 pub mod model;
+pub mod options;
 pub mod progress;
 pub mod run;
 mod rundir;

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
@@ -13,6 +13,7 @@ use super::checkpoint::{self, Checkpoint, TensorData};
 use super::images::save_grid;
 use super::metrics::Logs;
 use super::model::{Evaluation, ImageBatch, TrainableModel};
+pub use super::options::RunOptions;
 use super::progress::{epoch_of, fmt_duration, fmt_loss, Progress};
 use super::rundir::{
     check_kind, check_resumed_step, checkpoint_meta, choose_run_dir, create_run_dir, open_for_resume, run_dir_of,
@@ -24,46 +25,6 @@ use crate::runtime::Gpu;
 pub const GRID_COLS: usize = 8;
 /// Steps timed after the warm-up step for the software adapter's duration estimate.
 const TIMED_STEPS: u64 = 5;
-
-/// How to run one training session (the model carries its own hyper-parameters).
-#[derive(Clone, Debug)]
-pub struct RunOptions {
-    /// Total epochs of the run (a resume continues towards the same total).
-    pub epochs: u64,
-    /// Stop once the global step reaches this (a total, not a count for this invocation).
-    pub max_steps: Option<u64>,
-    /// Run directory; default `runs/<kind>-<YYYYmmdd-HHMMSS>`, or the checkpoint's run when resuming.
-    pub out: Option<PathBuf>,
-    /// Plain log lines instead of a progress bar.
-    pub quiet: bool,
-    /// Read the losses back every this many steps.
-    pub log_every: u64,
-    pub resume: Option<PathBuf>,
-    /// Every CLI setting, stored in config.json and in each checkpoint's metadata.
-    pub settings: serde_json::Value,
-    /// Set (by the Ctrl-C handler) to stop after the current step with a checkpoint.
-    pub stop: Arc<AtomicBool>,
-    /// Also write `last.safetensors` when this much time has passed since the last checkpoint, so a
-    /// crash in an hour-long epoch (a GAN on the software adapter) loses minutes, not the epoch.
-    /// None: at epoch ends only.
-    pub checkpoint_every: Option<Duration>,
-}
-
-impl Default for RunOptions {
-    fn default() -> Self {
-        RunOptions {
-            epochs: 10,
-            max_steps: None,
-            out: None,
-            quiet: false,
-            log_every: 10,
-            resume: None,
-            settings: serde_json::Value::Null,
-            stop: Arc::new(AtomicBool::new(false)),
-            checkpoint_every: Some(Duration::from_secs(600)),
-        }
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StopReason {

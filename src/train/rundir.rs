@@ -9,8 +9,8 @@ use serde_json::json;
 
 use super::checkpoint::{self, Checkpoint};
 use super::model::TrainableModel;
+use super::options::RunOptions;
 use super::progress::epoch_of;
-use super::run::RunOptions;
 use super::write_atomic;
 use crate::runtime::Gpu;
 

@@ -1,0 +1,158 @@
+//! What every `train` subcommand shares: the run's flags ([`TrainArgs`]), the settings a checkpoint
+//! carries, and the driver that turns a model into a run directory.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use gputrain::data::Dataset;
+use gputrain::runtime::{BackendChoice, Gpu};
+use gputrain::train::checkpoint;
+use gputrain::train::model::TrainableModel;
+use gputrain::train::options::RunOptions;
+use gputrain::train::run::{self, StopReason};
+
+/// Hyper-parameters left out when resuming are taken from the checkpoint, so that
+/// `train vae --resume F` alone continues the run it came from.
+#[derive(Args)]
+pub struct TrainArgs {
+    /// Total epochs [default: vae 10, gan 5, classifier 3].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub epochs: Option<u64>,
+    /// Images per step [default: 128].
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Adam learning rate [default: gan 2e-4, otherwise 1e-3].
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Latent dimensions [default: vae 32, gan 100].
+    #[arg(long)]
+    pub latent: Option<usize>,
+    /// Seed of initialisation, shuffling and noise [default: 0].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Directory with the (Fashion-)MNIST IDX files [default: /usr/share/datasets/fashion-mnist, else the
+    /// embedded subset].
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Run directory [default: runs/<model>-<timestamp>, or the resumed checkpoint's run].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Stop once the global step reaches N (for smoke tests).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_steps: Option<u64>,
+    /// Continue from a checkpoint (exactly: same batches, same random numbers).
+    #[arg(long, value_name = "CHECKPOINT")]
+    pub resume: Option<PathBuf>,
+    /// Read the losses back every N steps.
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub log_every: u64,
+    /// Plain log lines instead of a progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Also write checkpoints/last.safetensors every M minutes within an epoch; 0: at epoch ends only.
+    #[arg(long, value_name = "M", default_value_t = 10.0)]
+    pub checkpoint_minutes: f64,
+}
+
+impl TrainArgs {
+    /// The settings of the checkpoint `--resume` names, or null for a fresh run.
+    pub fn resumed_settings(&self) -> Result<Value> {
+        match &self.resume {
+            Some(p) => checkpoint_settings(p).context("--resume"),
+            None => Ok(Value::Null),
+        }
+    }
+}
+
+/// The settings (model hyper-parameters and run flags) a checkpoint was trained with.
+pub fn checkpoint_settings(path: &Path) -> Result<Value> {
+    run::checkpoint_settings(&checkpoint::load(path)?)
+}
+
+/// A model's config from a checkpoint's settings: the defaults for anything missing (null: all defaults).
+pub fn config_from_settings<C: DeserializeOwned + Default>(settings: &Value) -> Result<C> {
+    if settings.is_null() {
+        return Ok(C::default());
+    }
+    serde_json::from_value(settings.clone()).context("the checkpoint's settings")
+}
+
+/// A model's config as settings: its fields and `"model": model`.
+pub fn settings_of(model: &str, config: &impl Serialize) -> Result<Value> {
+    let mut settings = serde_json::to_value(config)?;
+    if let Value::Object(s) = &mut settings {
+        s.insert("model".into(), model.into());
+    }
+    Ok(settings)
+}
+
+/// `--data` if given, else the directory the checkpoint's run used (if it still exists), else the usual lookup.
+pub fn load_data(flag: Option<&Path>, settings: &Value) -> Result<Dataset> {
+    let trained_on = settings.get("data").and_then(Value::as_str).map(PathBuf::from).filter(|d| d.is_dir());
+    let data = Dataset::load(flag.or(trained_on.as_deref()))?;
+    println!("data: {}", data.source);
+    Ok(data)
+}
+
+/// The run shared by every model: dataset lookup, settings record, run directory, Ctrl-C, summary.
+/// `settings` holds the model's hyper-parameters; the run's own flags are added here.
+pub fn train_model(
+    a: TrainArgs,
+    from: &Value,
+    mut settings: Value,
+    default_epochs: u64,
+    backend: BackendChoice,
+    gpu: impl Fn() -> Result<Gpu>,
+    build: impl FnOnce(&Gpu, &Dataset) -> Result<Box<dyn TrainableModel>>,
+) -> Result<()> {
+    if !(a.checkpoint_minutes.is_finite() && a.checkpoint_minutes >= 0.0) {
+        bail!("--checkpoint-minutes must be a number of minutes ≥ 0, got {}", a.checkpoint_minutes);
+    }
+    let checkpoint_every = (a.checkpoint_minutes > 0.0).then(|| Duration::from_secs_f64(a.checkpoint_minutes * 60.0));
+    let epochs = a.epochs.or(from.get("epochs").and_then(Value::as_u64)).unwrap_or(default_epochs);
+    let data_dir = a.data.clone().or(from.get("data").and_then(Value::as_str).map(PathBuf::from));
+    let data = Dataset::load(data_dir.as_deref())?;
+    let extra = json!({
+        "epochs": epochs,
+        "data": data_dir.as_ref().map(|d| d.display().to_string()),
+        "dataset": data.source,
+        "max_steps": a.max_steps,
+        "log_every": a.log_every,
+        "backend": backend.to_string(),
+    });
+    if let (Some(s), Value::Object(e)) = (settings.as_object_mut(), extra) {
+        s.extend(e);
+    }
+    let gpu = gpu()?;
+    println!("data: {}", data.source);
+    let mut model = build(&gpu, &data)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    run::install_interrupt_handler(stop.clone())?;
+    let opts = RunOptions {
+        epochs,
+        checkpoint_every,
+        max_steps: a.max_steps,
+        out: a.out,
+        quiet: a.quiet,
+        log_every: a.log_every,
+        resume: a.resume,
+        settings,
+        stop,
+    };
+    let summary = run::train(&gpu, model.as_mut(), &opts)?;
+    let what = match summary.stop {
+        StopReason::Finished => "finished",
+        StopReason::MaxSteps => "stopped at --max-steps",
+        StopReason::Interrupted => "interrupted",
+    };
+    println!("{what} at step {}; run directory {}", summary.global_step, summary.run_dir.display());
+    Ok(())
+}

@@ -1,0 +1,112 @@
+//! `train vae`, `eval vae` and `sample vae`.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+
+use gputrain::models::vae::{Vae, VaeConfig};
+use gputrain::runtime::{BackendChoice, Gpu};
+use gputrain::train::model::TrainableModel;
+use gputrain::train::run;
+
+use super::train::{checkpoint_settings, config_from_settings, load_data, settings_of, train_model, TrainArgs};
+
+#[derive(Args)]
+pub struct EvalVae {
+    #[arg(long, value_name = "FILE")]
+    checkpoint: PathBuf,
+    /// Dataset directory (default: the one the checkpoint was trained on, else the usual lookup).
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct SampleVae {
+    #[arg(long, value_name = "FILE")]
+    checkpoint: PathBuf,
+    /// Images to draw (at most 64) [default: 64, or 16 frames with --interpolate].
+    #[arg(long)]
+    n: Option<usize>,
+    /// Output PNG [default: samples.png, or interpolation.png].
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Seed of the latent draws.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Walk the latent space from test image --from to test image --to instead of sampling.
+    #[arg(long)]
+    interpolate: bool,
+    #[arg(long, default_value_t = 0)]
+    from: usize,
+    #[arg(long, default_value_t = 1)]
+    to: usize,
+    /// Dataset for --interpolate's test images (default: the checkpoint's, else the usual lookup).
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+}
+
+pub fn train(a: TrainArgs, backend: BackendChoice, gpu: impl Fn() -> Result<Gpu>) -> Result<()> {
+    let from = a.resumed_settings()?;
+    let mut c: VaeConfig = config_from_settings(&from)?;
+    c.batch_size = a.batch_size.unwrap_or(c.batch_size);
+    c.lr = a.lr.unwrap_or(c.lr);
+    c.latent = a.latent.unwrap_or(c.latent);
+    c.seed = a.seed.unwrap_or(c.seed);
+    c.validate()?;
+    let settings = settings_of("vae", &c)?;
+    train_model(a, &from, settings, 10, backend, gpu, |gpu, data| {
+        Ok(Box::new(Vae::new(gpu, &c, data)?) as Box<dyn TrainableModel>)
+    })
+}
+
+pub fn eval(a: EvalVae, gpu: impl Fn() -> Result<Gpu>) -> Result<()> {
+    let settings = checkpoint_settings(&a.checkpoint).context("--checkpoint")?;
+    let data = load_data(a.data.as_deref(), &settings)?;
+    let gpu = gpu()?;
+    let mut model = Vae::new(&gpu, &config_from_settings(&settings)?, &data)?;
+    let eval = run::evaluate_checkpoint(&gpu, &mut model, &a.checkpoint)?;
+    let f = |k: &str| eval.get(k).map(|v| format!("{v:.3}")).unwrap_or_else(|| "?".into());
+    println!("test set: recon {}  KL {}  negative ELBO {} nats/image", f("recon"), f("kl"), f("neg_elbo"));
+    Ok(())
+}
+
+pub fn sample(a: SampleVae, gpu: impl Fn() -> Result<Gpu>) -> Result<()> {
+    let n = a.n.unwrap_or(if a.interpolate { 16 } else { 64 });
+    if !(1..=64).contains(&n) || (a.interpolate && n < 2) {
+        bail!("--n {n}: must be between {} and 64", if a.interpolate { 2 } else { 1 });
+    }
+    let out = a.out.unwrap_or_else(|| PathBuf::from(if a.interpolate { "interpolation.png" } else { "samples.png" }));
+    let settings = checkpoint_settings(&a.checkpoint).context("--checkpoint")?;
+    let data = load_data(a.data.as_deref(), &settings)?;
+    if a.interpolate {
+        for (flag, i) in [("--from", a.from), ("--to", a.to)] {
+            if i >= data.test.n {
+                bail!("{flag} {i}: the test set has {} images", data.test.n);
+            }
+        }
+    }
+    let gpu = gpu()?;
+    let mut model = Vae::new(&gpu, &config_from_settings(&settings)?, &data)?;
+    run::load_checkpoint(&gpu, &mut model, &a.checkpoint)?;
+    let latent = model.latent();
+    let z: Vec<f32> = if a.interpolate {
+        let mu = model.encode_test(&gpu, &[a.from, a.to])?;
+        let (za, zb) = mu.split_at(latent);
+        (0..n)
+            .flat_map(|k| {
+                let t = k as f32 / (n - 1) as f32;
+                za.iter().zip(zb).map(move |(p, q)| p + t * (q - p))
+            })
+            .collect()
+    } else {
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(a.seed);
+        let normal = rand_distr::Normal::new(0.0f32, 1.0).expect("unit normal");
+        (0..n * latent).map(|_| rand_distr::Distribution::sample(&normal, &mut rng)).collect()
+    };
+    let images = model.decode(&gpu, &z)?;
+    run::save_batch(&out, &images)?;
+    println!("wrote {} ({n} images)", out.display());
+    Ok(())
+}

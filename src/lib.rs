@@ -7,4 +7,5 @@ pub mod models;
 pub mod nn;
 pub mod ops;
 pub mod runtime;
+pub mod scores;
 pub mod train;

@@ -13,7 +13,7 @@ mod common;
 
 use common::*;
 use gputrain::graph::{compile, Executor, Graph, Mode, ParamStore};
-use gputrain::nn::{self, WeightInit};
+use gputrain::nn::{self, Conv, WeightInit};
 use gputrain::ops::adam::AdamConfig;
 use gputrain::ops::elementwise::Activation;
 
@@ -23,7 +23,8 @@ fn steps_are_one_submit_and_allocate_nothing_even_over_thousands() {
     let mut graph = Graph::new(g.kernel_set);
     let x = graph.external("x", &[4, 1, 8, 8]);
     let t = graph.external("t", &[4, 1]);
-    let h = nn::conv2d(&mut graph, "conv", x, 3, 4, 2, 1, false, WeightInit::Dcgan).unwrap();
+    let h = nn::conv2d(&mut graph, "conv", x, Conv { out: 3, k: 4, stride: 2, pad: 1, bias: false }, WeightInit::Dcgan)
+        .unwrap();
     let h = nn::batchnorm(&mut graph, "bn", h, true, WeightInit::Dcgan).unwrap();
     let h = nn::act(&mut graph, h, Activation::LeakyRelu(0.2));
     let h = graph.view(h, &[4, 48]).unwrap();

@@ -5,10 +5,9 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
-use gputrain::models::classifier::FeatureNet;
 use gputrain::models::gan::{Arch, Gan, GanConfig};
-use gputrain::models::gan_scores::{real_images, GanScorer};
 use gputrain::runtime::{BackendChoice, Gpu};
+use gputrain::scores::{real_images, FeatureNet, Scorer};
 use gputrain::train::model::TrainableModel;
 use gputrain::train::run;
 
@@ -76,7 +75,7 @@ pub fn train(a: TrainGan, backend: BackendChoice, gpu: impl Fn() -> Result<Gpu>)
         if score_samples > 0 && data.test.h == 28 && data.test.w == 28 {
             let real = real_images(&data.test, score_samples);
             let n = real.len() / (32 * 32);
-            gan.attach_scorer(GanScorer::new(gpu, FeatureNet::embedded(gpu)?, &real)?, n);
+            gan.attach_scorer(Box::new(Scorer::new(gpu, FeatureNet::embedded(gpu)?, &real)?), n);
         }
         Ok(Box::new(gan) as Box<dyn TrainableModel>)
     })
@@ -104,8 +103,8 @@ pub fn eval(a: EvalGan, gpu: impl Fn() -> Result<Gpu>) -> Result<()> {
     if n < a.samples {
         println!("note: the test set has {n} images, so {n} generated images are scored against them");
     }
-    let mut scorer = GanScorer::new(&gpu, FeatureNet::embedded(&gpu)?, &real)?;
-    let s = scorer.score_gan(&gpu, &mut gan, n, 0)?;
+    let mut scorer = Scorer::new(&gpu, FeatureNet::embedded(&gpu)?, &real)?;
+    let s = scorer.score_generated(&gpu, &gan.generate_many(&gpu, n, 0)?, gan.arch().side())?;
     // The ceiling: real training images scored exactly as the generated ones are.
     let ceiling = scorer.score(&gpu, &real_images(&data.train, n))?;
     println!("generated ({n} images): IS {:.3}  FID {:.3}", s.inception_score, s.fid);

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use crate::data::{Dataset, Split};
 use crate::graph::{compile, Executor, Graph, Mode, ParamStore, StepStats, TensorId};
-use crate::nn::{self, BnMode, WeightInit};
+use crate::nn::{self, BnMode, Conv, WeightInit};
 use crate::ops::adam::AdamConfig;
 use crate::ops::batchnorm::BnAct;
 use crate::ops::elementwise::Activation;
@@ -24,21 +24,23 @@ use crate::train::model::{Evaluation, ImageBatch, TrainableModel};
 
 pub const CLASSES: usize = 10;
 pub const FEATURES: usize = 128;
-const SIDE: usize = 32;
+/// Side of the images the network takes.
+pub const SIDE: usize = 32;
 const PAD: usize = 2;
 const EVAL_SLOT: usize = 1;
-/// Images per call of the feature extractor.
-pub const FEATURE_BATCH: usize = 64;
-
-/// The weights `train classifier` produced, shipped so `eval gan` works anywhere (see the README).
-const EMBEDDED: &[u8] = include_bytes!("../../assets/classifier.safetensors");
-
-/// Returns (logits [B, 10], features [B, 128]).
-fn net(g: &mut Graph, x: TensorId, bn: BnMode) -> Result<(TensorId, TensorId)> {
+/// The network on 1×32×32 images (28×28 padded by 2): returns (logits [B, 10], features [B, 128]).
+/// The scores' feature network (scores/features.rs) is this one in eval mode.
+pub fn net(g: &mut Graph, x: TensorId, bn: BnMode) -> Result<(TensorId, TensorId)> {
     let b = g.shape(x)[0];
     let mut h = x;
     for (i, cout) in [(0, 32), (3, 64)] {
-        h = nn::conv2d(g, &format!("net.{i}"), h, cout, 4, 2, 1, true, WeightInit::Default)?;
+        h = nn::conv2d(
+            g,
+            &format!("net.{i}"),
+            h,
+            Conv { out: cout, k: 4, stride: 2, pad: 1, bias: true },
+            WeightInit::Default,
+        )?;
         h = nn::batchnorm_act(g, &format!("net.{}", i + 1), h, bn, WeightInit::Default, BnAct::Relu)?;
     }
     let flat = g.view(h, &[b, 64 * 8 * 8])?;
@@ -283,62 +285,5 @@ impl TrainableModel for Classifier {
 
     fn step_stats(&self) -> StepStats {
         self.train.last_stats.clone()
-    }
-}
-
-/// The trained classifier as a fixed feature extractor for IS and FID (eval-mode batchnorm).
-pub struct FeatureNet {
-    _store: ParamStore,
-    exec: Executor,
-    x: GpuBuffer,
-    logits: TensorId,
-    features: TensorId,
-}
-
-impl FeatureNet {
-    /// With the shipped weights.
-    pub fn embedded(gpu: &Gpu) -> Result<FeatureNet> {
-        FeatureNet::from_checkpoint(gpu, &checkpoint::parse(EMBEDDED, Path::new("assets/classifier.safetensors"))?)
-    }
-
-    pub fn from_checkpoint(gpu: &Gpu, ckpt: &Checkpoint) -> Result<FeatureNet> {
-        let mut g = Graph::new(gpu.kernel_set);
-        let x = g.external("x", &[FEATURE_BATCH, 1, SIDE, SIDE]);
-        let (logits, features) = net(&mut g, x, BnMode::Eval)?;
-        g.mark_output(logits);
-        g.mark_output(features);
-        let specs: Vec<_> = g.params.iter().collect();
-        let store = ParamStore::new(gpu, &specs, 0)?;
-        crate::models::state::load_weights(gpu, &store, ckpt)
-            .with_context(|| format!("loading classifier weights from {}", ckpt.path().display()))?;
-        let steps = compile(&mut g, &store, Mode::Forward)?;
-        let xb = gpu.zeros("feature-x", (FEATURE_BATCH * SIDE * SIDE * 4) as u64)?;
-        let exec = Executor::new(gpu, &g, &steps, &store, &[("x", xb.whole())])?;
-        Ok(FeatureNet { _store: store, exec, x: xb, logits, features })
-    }
-
-    /// Softmax probabilities [n, 10] and features [n, 128] of `images` (1×32×32 each, in [−1, 1]).
-    pub fn run(&mut self, gpu: &Gpu, images: &[f32]) -> Result<(Vec<f64>, Vec<f64>)> {
-        let per = SIDE * SIDE;
-        if !images.len().is_multiple_of(per) {
-            bail!("feature extractor: {} values is not a whole number of 32×32 images", images.len());
-        }
-        let (mut probs, mut feats) = (Vec::new(), Vec::new());
-        for chunk in images.chunks(FEATURE_BATCH * per) {
-            let n = chunk.len() / per;
-            let mut batch = chunk.to_vec();
-            batch.resize(FEATURE_BATCH * per, -1.0);
-            gpu.write(&self.x, &batch);
-            self.exec.step(gpu, false)?;
-            let logits = self.exec.read(gpu, self.logits)?;
-            for row in logits[..n * CLASSES].chunks(CLASSES) {
-                let m = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
-                let e: Vec<f64> = row.iter().map(|&v| (v as f64 - m).exp()).collect();
-                let s: f64 = e.iter().sum();
-                probs.extend(e.iter().map(|v| v / s));
-            }
-            feats.extend(self.exec.read(gpu, self.features)?[..n * FEATURES].iter().map(|&v| v as f64));
-        }
-        Ok((probs, feats))
     }
 }

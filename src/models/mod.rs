@@ -2,7 +2,6 @@
 
 pub mod classifier;
 pub mod gan;
-pub mod gan_scores;
 pub mod state;
 pub mod vae;
 

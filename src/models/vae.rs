@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{Dataset, Split};
 use crate::graph::{compile, Executor, Graph, Mode, ParamStore, StepStats, TensorId};
-use crate::nn::{self, WeightInit};
+use crate::nn::{self, Conv, WeightInit};
 use crate::ops::adam::AdamConfig;
 use crate::ops::batchnorm::BnAct;
 use crate::ops::elementwise::Activation;
@@ -70,7 +70,13 @@ struct Input {
 fn encoder(g: &mut Graph, x: TensorId, latent: usize, training: bool) -> Result<(TensorId, TensorId)> {
     let mut h = x;
     for (i, cout) in [(0, 32), (3, 64), (6, 128)] {
-        h = nn::conv2d(g, &format!("encoder.{i}"), h, cout, 4, 2, 1, true, WeightInit::Default)?;
+        h = nn::conv2d(
+            g,
+            &format!("encoder.{i}"),
+            h,
+            Conv { out: cout, k: 4, stride: 2, pad: 1, bias: true },
+            WeightInit::Default,
+        )?;
         h = nn::batchnorm_act(g, &format!("encoder.{}", i + 1), h, training, WeightInit::Default, BnAct::Relu)?;
     }
     let b = g.shape(x)[0];
@@ -87,10 +93,22 @@ fn decoder(g: &mut Graph, z: TensorId, training: bool, channels: usize) -> Resul
     let h = nn::act(g, h, Activation::Relu);
     let mut h = g.view(h, &[b, 128, 4, 4])?;
     for (i, cout) in [(0, 64), (3, 32)] {
-        h = nn::conv_transpose2d(g, &format!("decoder.{i}"), h, cout, 4, 2, 1, true, WeightInit::Default)?;
+        h = nn::conv_transpose2d(
+            g,
+            &format!("decoder.{i}"),
+            h,
+            Conv { out: cout, k: 4, stride: 2, pad: 1, bias: true },
+            WeightInit::Default,
+        )?;
         h = nn::batchnorm_act(g, &format!("decoder.{}", i + 1), h, training, WeightInit::Default, BnAct::Relu)?;
     }
-    let h = nn::conv_transpose2d(g, "decoder.6", h, channels, 4, 2, 1, true, WeightInit::Default)?;
+    let h = nn::conv_transpose2d(
+        g,
+        "decoder.6",
+        h,
+        Conv { out: channels, k: 4, stride: 2, pad: 1, bias: true },
+        WeightInit::Default,
+    )?;
     Ok(nn::act(g, h, Activation::Sigmoid))
 }
 

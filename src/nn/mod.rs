@@ -49,19 +49,20 @@ fn weight_and_bias(
     Ok(v)
 }
 
-/// Conv2d with PyTorch names `{prefix}.weight` [cout, cin, k, k] and `{prefix}.bias`.
-#[allow(clippy::too_many_arguments)]
-pub fn conv2d(
-    g: &mut Graph,
-    prefix: &str,
-    x: TensorId,
-    cout: usize,
-    k: usize,
-    stride: usize,
-    pad: usize,
-    bias: bool,
-    init: WeightInit,
-) -> Result<TensorId> {
+/// A convolution's (or transposed convolution's) geometry: `out` channels, a square `k`×`k` kernel,
+/// `stride` and `pad` on every side, as PyTorch's `Conv2d(in, out, k, stride, pad, bias=bias)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv {
+    pub out: usize,
+    pub k: usize,
+    pub stride: usize,
+    pub pad: usize,
+    pub bias: bool,
+}
+
+/// Conv2d with PyTorch names `{prefix}.weight` [out, cin, k, k] and `{prefix}.bias`.
+pub fn conv2d(g: &mut Graph, prefix: &str, x: TensorId, conv: Conv, init: WeightInit) -> Result<TensorId> {
+    let Conv { out: cout, k, stride, pad, bias } = conv;
     let [n, cin, h, w] = dims4(g, x, prefix)?;
     let shape = crate::ops::conv::Conv2dShape { batch: n, cin, cout, h, w, k, stride, pad };
     shape.validate(prefix)?;
@@ -72,19 +73,9 @@ pub fn conv2d(
     Ok(y)
 }
 
-/// ConvTranspose2d with PyTorch names `{prefix}.weight` [cin, cout, k, k] and `{prefix}.bias`.
-#[allow(clippy::too_many_arguments)]
-pub fn conv_transpose2d(
-    g: &mut Graph,
-    prefix: &str,
-    x: TensorId,
-    cout: usize,
-    k: usize,
-    stride: usize,
-    pad: usize,
-    bias: bool,
-    init: WeightInit,
-) -> Result<TensorId> {
+/// ConvTranspose2d with PyTorch names `{prefix}.weight` [cin, out, k, k] and `{prefix}.bias`.
+pub fn conv_transpose2d(g: &mut Graph, prefix: &str, x: TensorId, conv: Conv, init: WeightInit) -> Result<TensorId> {
+    let Conv { out: cout, k, stride, pad, bias } = conv;
     let [n, cin, h, w] = dims4(g, x, prefix)?;
     let shape = crate::ops::conv_transpose::ConvTranspose2dShape { batch: n, cin, cout, h, w, k, stride, pad };
     shape.validate(prefix)?;

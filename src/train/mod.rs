@@ -8,7 +8,6 @@ pub mod options;
 pub mod progress;
 pub mod run;
 mod rundir;
-pub mod scores;
 
 use std::fs::{self, File};
 use std::io::Write;

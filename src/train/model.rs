@@ -27,6 +27,13 @@ pub struct ImageBatch {
     pub range: (f32, f32),
 }
 
+/// Figures computed from a model's generated images at each evaluation (the GAN's IS and FID): the
+/// scorer takes images, so the model needs no knowledge of how they are scored.
+pub trait ImageScorer {
+    /// Named figures of `images`, in a stable order.
+    fn figures(&mut self, gpu: &Gpu, images: &ImageBatch) -> Result<Vec<(String, f64)>>;
+}
+
 pub trait TrainableModel {
     /// "vae" or "gan": stored in checkpoints so a resume of the other model is refused.
     fn kind(&self) -> &'static str;
@@ -38,6 +45,11 @@ pub trait TrainableModel {
     fn start_epoch(&mut self, gpu: &Gpu, epoch: usize) -> Result<()>;
     /// One training step: one submit. With `log`, losses since the last log are read back asynchronously.
     fn step(&mut self, gpu: &Gpu, log: bool) -> Result<()>;
+    /// Warnings raised since the last call (e.g. the GAN's mode-collapse indicator), for the run to
+    /// print through its progress display.
+    fn take_warnings(&mut self) -> Vec<String> {
+        Vec::new()
+    }
     /// Loss averages that have arrived, oldest first: (steps covered, values in `loss_names` order).
     fn poll_losses(&mut self, gpu: &Gpu, wait: bool) -> Result<Vec<(u64, Vec<f32>)>>;
     /// Optimiser steps completed so far (restored by `load`).

@@ -216,6 +216,9 @@ impl Run<'_> {
             while self.step < epoch_end {
                 let log = (self.step + 1).is_multiple_of(self.opts.log_every) || self.step + 1 == epoch_end;
                 self.model.step(gpu, log)?;
+                for w in self.model.take_warnings() {
+                    self.progress.println(&format!("warning: {w}"));
+                }
                 self.step += 1;
                 self.progress.stepped(self.step);
                 self.collect(false)?;

@@ -6,9 +6,9 @@ use crate::common;
 use std::sync::Arc;
 
 use gputrain::data::Dataset;
-use gputrain::models::classifier::{argmax_rows, Classifier, ClassifierConfig, FeatureNet, CLASSES, FEATURES};
+use gputrain::models::classifier::{argmax_rows, Classifier, ClassifierConfig, CLASSES, FEATURES};
 use gputrain::models::gan::{Arch, Gan, GanConfig};
-use gputrain::models::gan_scores::{real_images, GanScorer};
+use gputrain::scores::{real_images, FeatureNet, Scorer};
 use gputrain::train::model::TrainableModel;
 use gputrain::train::run::{self, RunOptions};
 
@@ -57,9 +57,9 @@ fn gan_epoch_evaluation_reports_is_and_fid() {
     for arch in [Arch::Dcgan, Arch::Mlp] {
         let cfg = GanConfig { arch, batch_size: 4, latent: 8, ..Default::default() };
         let mut gan = Gan::new(gpu, &cfg, &data).unwrap();
-        let scorer = GanScorer::new(gpu, FeatureNet::embedded(gpu).unwrap(), &real_images(&data.test, 64)).unwrap();
+        let scorer = Scorer::new(gpu, FeatureNet::embedded(gpu).unwrap(), &real_images(&data.test, 64)).unwrap();
         assert!(scorer.real_is > 2.0, "64 real images of ~10 classes: IS {}", scorer.real_is);
-        gan.attach_scorer(scorer, 64);
+        gan.attach_scorer(Box::new(scorer), 64);
         let e = gan.evaluate(gpu).unwrap();
         let (is, fid) = (e.get("is_64").unwrap(), e.get("fid_64").unwrap());
         // An untrained generator draws near-identical images: IS near 1 and a large FID.

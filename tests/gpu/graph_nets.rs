@@ -6,7 +6,7 @@ use crate::common;
 
 use common::*;
 use gputrain::graph::{compile, Executor, Graph, Mode, ParamStore};
-use gputrain::nn::{self, WeightInit};
+use gputrain::nn::{self, Conv, WeightInit};
 use gputrain::ops::adam::AdamConfig;
 use gputrain::ops::batchnorm::{self, BatchNormShape, BnAct};
 use gputrain::ops::conv::{self, Conv2dShape};
@@ -181,7 +181,8 @@ fn mini_vae() -> Graph {
     let mut g = Graph::new(common::gpu().kernel_set);
     let x = g.external("x", &[N, 1, 8, 8]);
     let eps = g.external("eps", &[N, Z]);
-    let h = nn::conv2d(&mut g, "enc", x, 3, 4, 2, 1, true, WeightInit::Default).unwrap();
+    let h = nn::conv2d(&mut g, "enc", x, Conv { out: 3, k: 4, stride: 2, pad: 1, bias: true }, WeightInit::Default)
+        .unwrap();
     let h = nn::batchnorm(&mut g, "bn", h, true, WeightInit::Dcgan).unwrap();
     let h = nn::act(&mut g, h, Activation::Relu);
     let flat = g.view(h, &[N, FLAT]).unwrap();
@@ -191,7 +192,14 @@ fn mini_vae() -> Graph {
     let d = nn::linear(&mut g, "dec_fc", z, FLAT, WeightInit::Default).unwrap();
     let d = nn::act(&mut g, d, Activation::Relu);
     let d = g.view(d, &[N, 3, 4, 4]).unwrap();
-    let d = nn::conv_transpose2d(&mut g, "dec", d, 1, 4, 2, 1, true, WeightInit::Default).unwrap();
+    let d = nn::conv_transpose2d(
+        &mut g,
+        "dec",
+        d,
+        Conv { out: 1, k: 4, stride: 2, pad: 1, bias: true },
+        WeightInit::Default,
+    )
+    .unwrap();
     let p = nn::act(&mut g, d, Activation::Sigmoid);
     let recon = nn::bce_sum_per_image(&mut g, p, x).unwrap();
     let kl = nn::kl_divergence(&mut g, mu, logvar).unwrap();
@@ -289,9 +297,17 @@ fn lowered_convolutions_match_composed_cpu_references() {
     // (it is a parameter here), so every input-gradient path runs.
     let mut g = Graph::new(common::gpu().kernel_set);
     let x = g.param("x", &[2, 64, 4, 4], gputrain::graph::Init::Uniform(1.0)).unwrap();
-    let h = nn::conv2d(&mut g, "c", x, 256, 4, 2, 1, false, WeightInit::Default).unwrap();
+    let h = nn::conv2d(&mut g, "c", x, Conv { out: 256, k: 4, stride: 2, pad: 1, bias: false }, WeightInit::Default)
+        .unwrap();
     let h = nn::act(&mut g, h, Activation::Tanh);
-    let y = nn::conv_transpose2d(&mut g, "t", h, 64, 4, 2, 1, true, WeightInit::Default).unwrap();
+    let y = nn::conv_transpose2d(
+        &mut g,
+        "t",
+        h,
+        Conv { out: 64, k: 4, stride: 2, pad: 1, bias: true },
+        WeightInit::Default,
+    )
+    .unwrap();
     let y = nn::act(&mut g, y, Activation::Tanh);
     let loss = nn::sum_loss(&mut g, y);
     g.add_loss("sum", loss);

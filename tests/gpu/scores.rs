@@ -1,6 +1,6 @@
 //! Inception Score and FID against cases with known answers.
 
-use gputrain::train::scores::{fid, frechet_distance, inception_score, mean_cov};
+use gputrain::scores::{fid, frechet_distance, inception_score, mean_cov};
 use rand::{Rng, SeedableRng};
 
 fn one_hot(n: usize, k: usize) -> Vec<f64> {

@@ -1,13 +1,14 @@
-//! The GAN's Inception Score and FID, with the shipped Fashion-MNIST classifier standing in for
-//! Inception: IS from its softmax, FID from its 128-d penultimate features against real test images.
+//! Inception Score and FID of generated images, with the shipped Fashion-MNIST classifier standing in
+//! for Inception: IS from its softmax, FID from its 128-d penultimate features against real test images.
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 
-use super::classifier::{FeatureNet, CLASSES, FEATURES};
-use super::gan::Gan;
+use super::features::FeatureNet;
+use super::stats::{fid, inception_score};
 use crate::data::Split;
+use crate::models::classifier::{CLASSES, FEATURES};
 use crate::runtime::Gpu;
-use crate::train::scores::{fid, inception_score};
+use crate::train::model::{ImageBatch, ImageScorer};
 
 const SIDE: usize = 32;
 const PAD: usize = 2;
@@ -27,8 +28,8 @@ pub fn real_images(split: &Split, n: usize) -> Vec<f32> {
     out
 }
 
-/// Features of the real images a GAN is compared with, computed once.
-pub struct GanScorer {
+/// Features of the real images generated ones are compared with, computed once.
+pub struct Scorer {
     pub net: FeatureNet,
     real_features: Vec<f64>,
     pub real_is: f64,
@@ -40,11 +41,11 @@ pub struct Scores {
     pub fid: f64,
 }
 
-impl GanScorer {
-    pub fn new(gpu: &Gpu, mut net: FeatureNet, real: &[f32]) -> Result<GanScorer> {
+impl Scorer {
+    pub fn new(gpu: &Gpu, mut net: FeatureNet, real: &[f32]) -> Result<Scorer> {
         let (probs, real_features) = net.run(gpu, real)?;
         let real_is = inception_score(&probs, CLASSES)?;
-        Ok(GanScorer { net, real_features, real_is })
+        Ok(Scorer { net, real_features, real_is })
     }
 
     /// IS and FID of `images` (1×32×32 in [−1, 1]) against the real set.
@@ -56,11 +57,23 @@ impl GanScorer {
         })
     }
 
-    /// `n` generated images from noise drawn with `seed`, scored (28×28 ones padded to the classifier's 32×32).
-    pub fn score_gan(&mut self, gpu: &Gpu, gan: &mut Gan, n: usize, seed: u64) -> Result<Scores> {
-        let images = gan.generate_many(gpu, n, seed)?;
-        let side = gan.arch().side();
-        self.score(gpu, &pad_to_32(&images, side))
+    /// IS and FID of generated `images` (1×`side`×`side` in [−1, 1]; 28×28 ones are padded to the
+    /// classifier's 32×32).
+    pub fn score_generated(&mut self, gpu: &Gpu, images: &[f32], side: usize) -> Result<Scores> {
+        self.score(gpu, &pad_to_32(images, side))
+    }
+}
+
+/// The GAN's evaluation hook: `is_N` and `fid_N` of its N images (the count is part of the name, so
+/// epochs.csv's header states it).
+impl ImageScorer for Scorer {
+    fn figures(&mut self, gpu: &Gpu, images: &ImageBatch) -> Result<Vec<(String, f64)>> {
+        let [n, c, h, w] = images.nchw;
+        if c != 1 || h != w || images.range != (-1.0, 1.0) {
+            bail!("IS and FID need 1-channel square images in [−1, 1], got {c}×{h}×{w} in {:?}", images.range);
+        }
+        let s = self.score_generated(gpu, &images.data, h)?;
+        Ok(vec![(format!("is_{n}"), s.inception_score), (format!("fid_{n}"), s.fid)])
     }
 }
 

@@ -6,252 +6,35 @@
 //! batch in both; the G step normalises it without counting it again in G's running statistics, as
 //! PyTorch's loop (one G forward per iteration, three D forwards) would.
 
+mod arch;
+mod config;
+pub mod diversity;
+mod steps;
+
+pub use config::{Arch, GanConfig};
+pub use diversity::{diversity, COLLAPSE_RATIO};
+
 use anyhow::{bail, Context, Result};
 use rand::SeedableRng;
-use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
-use super::gan_scores::GanScorer;
-use crate::data::{Dataset, Split};
+use crate::data::Dataset;
 use crate::graph::{compile, Executor, Graph, LossReport, Mode, ParamStore, StepStats, TensorId};
-use crate::nn::{self, BnMode, WeightInit};
+use crate::nn::BnMode;
 use crate::ops::adam::AdamConfig;
-use crate::ops::batchnorm::BnAct;
-use crate::ops::elementwise::Activation;
-use crate::ops::gather::{pack_u8, GatherShape};
-use crate::ops::loss::BceReduction;
-use crate::ops::random::{Distribution, RngKey};
+use crate::ops::gather::pack_u8;
 use crate::runtime::launch::Prepared;
-use crate::runtime::{Gpu, GpuBuffer, KernelSet};
+use crate::runtime::{Gpu, GpuBuffer};
 use crate::train::checkpoint::{Checkpoint, TensorData};
-use crate::train::model::{Evaluation, ImageBatch, TrainableModel};
+use crate::train::model::{Evaluation, ImageBatch, ImageScorer, TrainableModel};
+use arch::generator;
+use diversity::COLLAPSE_WARMUP_STEPS;
+use steps::{d_step, g_step, gather_shape, noise_shape};
 
 /// The fixed noise vectors of the per-epoch sample grid.
 const SAMPLES: usize = 64;
 /// Batchnorm layers of D normalise three batches per iteration (real, fake, fake in the G step).
 const D_BATCHES_PER_STEP: u64 = 3;
-/// Below this ratio of generated to real batch diversity the run warns of mode collapse.
-pub const COLLAPSE_RATIO: f64 = 0.1;
-/// An untrained generator's images are all alike without having collapsed: no warning before this step.
-const COLLAPSE_WARMUP_STEPS: u64 = 200;
-/// The DCGAN discriminator's (and the MLP generator's) LeakyReLU slope.
-const LRELU_SLOPE: f32 = 0.2;
-
-/// Which of the seeds' GANs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Arch {
-    /// Transposed-conv generator and conv discriminator on 32×32 (28×28 padded by 2).
-    Dcgan,
-    /// Fully connected generator (Linear+LeakyReLU+BatchNorm1d ×2, Linear+Tanh) and a conv + max-pool
-    /// discriminator, on unpadded 28×28 images.
-    Mlp,
-}
-
-impl Arch {
-    pub fn parse(s: &str) -> Result<Arch> {
-        match s {
-            "dcgan" => Ok(Arch::Dcgan),
-            "mlp" => Ok(Arch::Mlp),
-            _ => bail!("--arch {s}: expected dcgan or mlp"),
-        }
-    }
-    pub fn name(self) -> &'static str {
-        match self {
-            Arch::Dcgan => "dcgan",
-            Arch::Mlp => "mlp",
-        }
-    }
-    /// Side of the generated images.
-    pub fn side(self) -> usize {
-        match self {
-            Arch::Dcgan => super::SIDE,
-            Arch::Mlp => 28,
-        }
-    }
-}
-
-/// The GAN's hyper-parameters: what `train gan` takes, config.json records and `--resume` reads back.
-/// Numbers are kept as given (f64) so that config.json prints them so; the GPU works in f32.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct GanConfig {
-    pub arch: Arch,
-    pub batch_size: usize,
-    pub lr: f64,
-    pub latent: usize,
-    pub seed: u64,
-    /// Target for real images in the D loss (1 = none; 0.9 is one-sided smoothing).
-    pub real_label: f64,
-}
-
-impl Default for GanConfig {
-    fn default() -> Self {
-        GanConfig { arch: Arch::Dcgan, batch_size: 128, lr: 2e-4, latent: 100, seed: 0, real_label: 1.0 }
-    }
-}
-
-impl GanConfig {
-    /// Refuses out-of-range hyper-parameters before the dataset and the GPU are touched.
-    pub fn validate(&self) -> Result<()> {
-        if self.batch_size < 2 {
-            bail!("--batch-size {}: the GAN needs at least 2 (batchnorm normalises over the batch)", self.batch_size);
-        }
-        if self.latent == 0 {
-            bail!("--latent must be at least 1");
-        }
-        super::check_lr(self.lr)?;
-        if !(self.real_label > 0.0 && self.real_label <= 1.0) {
-            bail!("--label-smoothing {}: the real label must be in (0, 1], e.g. 0.9", self.real_label);
-        }
-        Ok(())
-    }
-}
-
-fn generator(g: &mut Graph, z: TensorId, bn: BnMode, arch: Arch, channels: usize) -> Result<TensorId> {
-    match arch {
-        Arch::Dcgan => dcgan_generator(g, z, bn, channels),
-        Arch::Mlp => mlp_generator(g, z, bn),
-    }
-}
-
-fn discriminator(g: &mut Graph, x: TensorId, bn: BnMode, arch: Arch) -> Result<TensorId> {
-    match arch {
-        Arch::Dcgan => dcgan_discriminator(g, x, bn),
-        Arch::Mlp => mlp_discriminator(g, x),
-    }
-}
-
-/// G: z [B, latent] → Linear 256 → Linear 512 → Linear 784 + Tanh, viewed as [B, 1, 28, 28].
-fn mlp_generator(g: &mut Graph, z: TensorId, bn: BnMode) -> Result<TensorId> {
-    let b = g.shape(z)[0];
-    let mut h = z;
-    for (i, out) in [(0, 256), (3, 512)] {
-        h = nn::linear(g, &format!("generator.{i}"), h, out, WeightInit::Default)?;
-        h = nn::act(g, h, Activation::LeakyRelu(LRELU_SLOPE));
-        h = nn::batchnorm(g, &format!("generator.{}", i + 2), h, bn, WeightInit::Default)?;
-    }
-    let h = nn::linear(g, "generator.6", h, 28 * 28, WeightInit::Default)?;
-    let h = nn::act(g, h, Activation::Tanh);
-    g.view(h, &[b, 1, 28, 28])
-}
-
-/// D: 3 × (Conv k3 p1 + LeakyReLU + MaxPool 2) → flatten (64·3·3) → Linear 1 + Sigmoid.
-fn mlp_discriminator(g: &mut Graph, x: TensorId) -> Result<TensorId> {
-    let b = g.shape(x)[0];
-    let mut h = x;
-    for (i, cout) in [(0, 16), (3, 32), (6, 64)] {
-        h = nn::conv2d(g, &format!("discriminator.{i}"), h, cout, 3, 1, 1, true, WeightInit::Default)?;
-        h = nn::act(g, h, Activation::LeakyRelu(LRELU_SLOPE));
-        h = nn::maxpool2d(g, h)?;
-    }
-    let flat = g.len(h) / b;
-    let h = g.view(h, &[b, flat])?;
-    let h = nn::linear(g, "discriminator.10", h, 1, WeightInit::Default)?;
-    let p = nn::act(g, h, Activation::Sigmoid);
-    g.view(p, &[b, 1, 1, 1])
-}
-
-/// G: z [B, latent, 1, 1] → images [B, 1, 32, 32] in [−1, 1].
-fn dcgan_generator(g: &mut Graph, z: TensorId, bn: BnMode, channels: usize) -> Result<TensorId> {
-    let mut h = z;
-    for (i, cout, stride, pad) in [(0, 256, 1, 0), (3, 128, 2, 1), (6, 64, 2, 1)] {
-        h = nn::conv_transpose2d(g, &format!("generator.{i}"), h, cout, 4, stride, pad, false, WeightInit::Dcgan)?;
-        h = nn::batchnorm_act(g, &format!("generator.{}", i + 1), h, bn, WeightInit::Dcgan, BnAct::Relu)?;
-    }
-    let h = nn::conv_transpose2d(g, "generator.9", h, channels, 4, 2, 1, false, WeightInit::Dcgan)?;
-    Ok(nn::act(g, h, Activation::Tanh))
-}
-
-/// D: images → probability of "real", [B, 1, 1, 1].
-fn dcgan_discriminator(g: &mut Graph, x: TensorId, bn: BnMode) -> Result<TensorId> {
-    let lrelu = Activation::LeakyRelu(LRELU_SLOPE);
-    let h = nn::conv2d(g, "discriminator.0", x, 64, 4, 2, 1, false, WeightInit::Dcgan)?;
-    let mut h = nn::act(g, h, lrelu);
-    for (i, cout) in [(2, 128), (5, 256)] {
-        h = nn::conv2d(g, &format!("discriminator.{i}"), h, cout, 4, 2, 1, false, WeightInit::Dcgan)?;
-        let prefix = format!("discriminator.{}", i + 1);
-        h = nn::batchnorm_act(g, &prefix, h, bn, WeightInit::Dcgan, BnAct::LeakyRelu(LRELU_SLOPE))?;
-    }
-    let h = nn::conv2d(g, "discriminator.8", h, 1, 4, 1, 0, false, WeightInit::Dcgan)?;
-    Ok(nn::act(g, h, Activation::Sigmoid))
-}
-
-fn noise_shape(arch: Arch, batch: usize, latent: usize) -> Vec<usize> {
-    match arch {
-        Arch::Dcgan => vec![batch, latent, 1, 1],
-        Arch::Mlp => vec![batch, latent],
-    }
-}
-
-fn noise(g: &mut Graph, cfg: &GanConfig) -> TensorId {
-    let counters = g.external("counters", &[crate::graph::params::COUNTER_SLOTS]);
-    let key = RngKey { seed: cfg.seed, slot: 0, stream: 1 };
-    let normal = Distribution::Normal { mean: 0.0, std: 1.0 };
-    nn::random(g, counters, &noise_shape(cfg.arch, cfg.batch_size, cfg.latent), normal, key)
-}
-
-/// Pixel bytes → [−1, 1], padded (DCGAN: 28 → 32) with the background value −1.
-fn gather_shape(split: &Split, batch: usize, steps: usize, pad: usize) -> GatherShape {
-    super::batch_shape(split, batch, steps, pad, (-1.0, 1.0))
-}
-
-/// D step: BCE(D(x), real_label) + BCE(D(G(z)), 0), G frozen. Returns (graph, real batch, fake batch).
-fn d_step(kernels: KernelSet, cfg: &GanConfig, shape: &GatherShape) -> Result<(Graph, TensorId, TensorId)> {
-    let mut g = Graph::new(kernels);
-    let b = cfg.batch_size;
-    let x = nn::gather(&mut g, "images", shape, 0)?;
-    let real = g.external("real_label", &[b, 1, 1, 1]);
-    let zeros = g.external("fake_label", &[b, 1, 1, 1]);
-    let p_real = discriminator(&mut g, x, BnMode::Train, cfg.arch)?;
-    let l_real = nn::bce(&mut g, p_real, real, BceReduction::Mean)?;
-    let z = noise(&mut g, cfg);
-    let fake = generator(&mut g, z, BnMode::Train, cfg.arch, shape.channels)?;
-    let p_fake = discriminator(&mut g, fake, BnMode::Train, cfg.arch)?;
-    let l_fake = nn::bce(&mut g, p_fake, zeros, BceReduction::Mean)?;
-    g.freeze("generator.");
-    g.add_loss("d_real", l_real);
-    g.add_loss("d_fake", l_fake);
-    let (m_real, m_fake) = (nn::mean(&mut g, p_real), nn::mean(&mut g, p_fake));
-    g.add_metric("D(x)", m_real);
-    g.add_metric("D(G(z))", m_fake);
-    g.mark_output(x);
-    g.mark_output(fake);
-    Ok((g, x, fake))
-}
-
-/// G step: BCE(D(G(z)), 1) through a frozen D (non-saturating loss).
-fn g_step(kernels: KernelSet, cfg: &GanConfig, channels: usize) -> Result<Graph> {
-    let mut g = Graph::new(kernels);
-    let ones = g.external("g_label", &[cfg.batch_size, 1, 1, 1]);
-    let z = noise(&mut g, cfg);
-    let fake = generator(&mut g, z, BnMode::TrainNoStats, cfg.arch, channels)?;
-    let p = discriminator(&mut g, fake, BnMode::Train, cfg.arch)?;
-    let l = nn::bce(&mut g, p, ones, BceReduction::Mean)?;
-    g.freeze("discriminator.");
-    g.add_loss("g", l);
-    Ok(g)
-}
-
-/// Mean squared distance between two images of a batch (NCHW, `per` values each): 2n/(n−1)·Σ var.
-pub fn diversity(x: &[f32], per: usize) -> f64 {
-    let n = x.len() / per;
-    if n < 2 {
-        return 0.0;
-    }
-    let mut total = 0.0;
-    for p in 0..per {
-        let (mut s, mut s2) = (0.0f64, 0.0f64);
-        for i in 0..n {
-            let v = x[i * per + p] as f64;
-            s += v;
-            s2 += v * v;
-        }
-        let mean = s / n as f64;
-        total += (s2 / n as f64 - mean * mean).max(0.0);
-    }
-    2.0 * n as f64 / (n - 1) as f64 * total
-}
 
 pub struct Gan {
     cfg: GanConfig,
@@ -275,7 +58,9 @@ pub struct Gan {
     /// Bytes of the batches read for the diversity indicator on the last step.
     diversity_bytes: u64,
     collapsed: bool,
-    scorer: Option<(GanScorer, usize)>,
+    /// Raised by `step`, printed by the run.
+    warnings: Vec<String>,
+    scorer: Option<(Box<dyn ImageScorer>, usize)>,
     channels: usize,
     _buffers: Vec<GpuBuffer>,
 }
@@ -286,7 +71,7 @@ impl Gan {
         let b = cfg.batch_size;
         let s = &data.train;
         let (channels, pad) = match cfg.arch {
-            Arch::Dcgan => super::image_geometry(data, "DCGAN")?,
+            Arch::Dcgan => crate::models::image_geometry(data, "DCGAN")?,
             Arch::Mlp if (s.channels, s.h, s.w) == (1, 28, 28) => (1, 0),
             Arch::Mlp => bail!(
                 "the MLP GAN needs 1×28×28 images; the training set of {} has {}×{}×{}",
@@ -363,6 +148,7 @@ impl Gan {
             g_reports: VecDeque::new(),
             diversity_bytes: 0,
             collapsed: false,
+            warnings: Vec::new(),
             scorer: None,
             channels,
             _buffers: vec![images, real_label, fake_label, g_label],
@@ -417,10 +203,17 @@ impl Gan {
         Ok(out)
     }
 
-    /// Scores each epoch's evaluation with IS and FID on `samples` generated images against as many
-    /// real test images (the rest of evaluation works without it).
-    pub fn attach_scorer(&mut self, scorer: GanScorer, samples: usize) {
+    /// Adds `scorer`'s figures (IS and FID) of `samples` generated images to each epoch's evaluation
+    /// (the rest of evaluation works without it).
+    pub fn attach_scorer(&mut self, scorer: Box<dyn ImageScorer>, samples: usize) {
         self.scorer = Some((scorer, samples));
+    }
+
+    /// `n` images from noise drawn with `seed` as one batch (see [`Gan::generate_many`]).
+    pub fn generated(&mut self, gpu: &Gpu, n: usize, seed: u64) -> Result<ImageBatch> {
+        let data = self.generate_many(gpu, n, seed)?;
+        let side = self.cfg.arch.side();
+        Ok(ImageBatch { data, nchw: [n, self.channels, side, side], range: (-1.0, 1.0) })
     }
 
     /// Only the discriminator update of an iteration (its losses are logged), for tests of gradient routing.
@@ -460,7 +253,7 @@ impl TrainableModel for Gan {
 
     fn start_epoch(&mut self, gpu: &Gpu, epoch: usize) -> Result<()> {
         let count = self.steps_per_epoch * self.cfg.batch_size;
-        gpu.write(&self.train_order, &super::epoch_order(self.cfg.seed, epoch, self.n_train, count));
+        gpu.write(&self.train_order, &crate::models::epoch_order(self.cfg.seed, epoch, self.n_train, count));
         Ok(())
     }
 
@@ -475,16 +268,20 @@ impl TrainableModel for Gan {
             let r = self.diversity_ratio(gpu)?;
             let collapsed = r < COLLAPSE_RATIO && self.global_step > COLLAPSE_WARMUP_STEPS;
             if collapsed && !self.collapsed {
-                eprintln!(
-                    "warning: step {}: generated images are {:.0}% as diverse as real ones (mode collapse?)",
+                self.warnings.push(format!(
+                    "step {}: generated images are {:.0}% as diverse as real ones (mode collapse?)",
                     self.global_step,
                     r * 100.0
-                );
+                ));
             }
             self.collapsed = collapsed;
             self.pending_diversity.push_back(r as f32);
         }
         Ok(())
+    }
+
+    fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
     }
 
     fn poll_losses(&mut self, gpu: &Gpu, wait: bool) -> Result<Vec<(u64, Vec<f32>)>> {
@@ -511,12 +308,9 @@ impl TrainableModel for Gan {
         let mut figures = vec![("sample_diversity".into(), diversity(&fake.data, self.image_len()))];
         if let Some((mut scorer, n)) = self.scorer.take() {
             // Fixed noise (seed 0) every epoch, so the figures move only because G does.
-            let s = scorer.score_gan(gpu, self, n, 0);
+            let s = self.generated(gpu, n, 0).and_then(|images| scorer.figures(gpu, &images));
             self.scorer = Some((scorer, n));
-            let s = s?;
-            // The sample count is part of the name, so epochs.csv's header states it.
-            figures.push((format!("is_{n}"), s.inception_score));
-            figures.push((format!("fid_{n}"), s.fid));
+            figures.extend(s?);
         }
         Ok(Evaluation { figures })
     }

@@ -1,0 +1,75 @@
+//! The GAN's hyper-parameters and which of its two architectures to build.
+
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+
+/// Which of the seeds' GANs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    /// Transposed-conv generator and conv discriminator on 32×32 (28×28 padded by 2).
+    Dcgan,
+    /// Fully connected generator (Linear+LeakyReLU+BatchNorm1d ×2, Linear+Tanh) and a conv + max-pool
+    /// discriminator, on unpadded 28×28 images.
+    Mlp,
+}
+
+impl Arch {
+    pub fn parse(s: &str) -> Result<Arch> {
+        match s {
+            "dcgan" => Ok(Arch::Dcgan),
+            "mlp" => Ok(Arch::Mlp),
+            _ => bail!("--arch {s}: expected dcgan or mlp"),
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::Dcgan => "dcgan",
+            Arch::Mlp => "mlp",
+        }
+    }
+    /// Side of the generated images.
+    pub fn side(self) -> usize {
+        match self {
+            Arch::Dcgan => crate::models::SIDE,
+            Arch::Mlp => 28,
+        }
+    }
+}
+
+/// The GAN's hyper-parameters: what `train gan` takes, config.json records and `--resume` reads back.
+/// Numbers are kept as given (f64) so that config.json prints them so; the GPU works in f32.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GanConfig {
+    pub arch: Arch,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub latent: usize,
+    pub seed: u64,
+    /// Target for real images in the D loss (1 = none; 0.9 is one-sided smoothing).
+    pub real_label: f64,
+}
+
+impl Default for GanConfig {
+    fn default() -> Self {
+        GanConfig { arch: Arch::Dcgan, batch_size: 128, lr: 2e-4, latent: 100, seed: 0, real_label: 1.0 }
+    }
+}
+
+impl GanConfig {
+    /// Refuses out-of-range hyper-parameters before the dataset and the GPU are touched.
+    pub fn validate(&self) -> Result<()> {
+        if self.batch_size < 2 {
+            bail!("--batch-size {}: the GAN needs at least 2 (batchnorm normalises over the batch)", self.batch_size);
+        }
+        if self.latent == 0 {
+            bail!("--latent must be at least 1");
+        }
+        crate::models::check_lr(self.lr)?;
+        if !(self.real_label > 0.0 && self.real_label <= 1.0) {
+            bail!("--label-smoothing {}: the real label must be in (0, 1], e.g. 0.9", self.real_label);
+        }
+        Ok(())
+    }
+}

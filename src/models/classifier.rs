@@ -10,6 +10,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
+use super::core::Core;
 use crate::data::{Dataset, Split};
 use crate::graph::{compile, Executor, Graph, Mode, ParamStore, StepStats, TensorId};
 use crate::nn::{self, BnMode, Conv, WeightInit};
@@ -97,16 +98,12 @@ impl ClassifierConfig {
 
 pub struct Classifier {
     cfg: ClassifierConfig,
-    store: ParamStore,
+    core: Core,
     train: Executor,
     eval: Executor,
     eval_logits: TensorId,
     eval_steps: usize,
     test_labels: Vec<u8>,
-    train_order: GpuBuffer,
-    n_train: usize,
-    steps_per_epoch: usize,
-    global_step: u64,
     test_images: Vec<u8>,
     _buffers: Vec<GpuBuffer>,
 }
@@ -163,34 +160,30 @@ impl Classifier {
         let (train_images, train_labels) =
             (up("train-images", &data.train.images)?, up("train-labels", &data.train.labels)?);
         let (test_images, test_labels) = (up("test-images", &data.test.images)?, up("test-labels", &data.test.labels)?);
-        let train_order = gpu.zeros("train-order", (steps_per_epoch * b) as u64 * 4)?;
+        let core = Core::new(gpu, store, (data.train.n, steps_per_epoch, b), cfg.seed)?;
         let test_order = gpu.upload("test-order", &(0..(eval_steps * b) as u32).collect::<Vec<_>>())?;
         let train = Executor::new(
             gpu,
             &tg,
             &train_steps,
-            &store,
-            &[("images", train_images.whole()), ("labels", train_labels.whole()), ("order", train_order.whole())],
+            &core.store,
+            &[("images", train_images.whole()), ("labels", train_labels.whole()), ("order", core.train_order.whole())],
         )?;
         let eval = Executor::new(
             gpu,
             &eg,
             &eval_list,
-            &store,
+            &core.store,
             &[("images", test_images.whole()), ("labels", test_labels.whole()), ("order", test_order.whole())],
         )?;
         Ok(Classifier {
             cfg: cfg.clone(),
-            store,
+            core,
             train,
             eval,
             eval_logits,
             eval_steps,
             test_labels: data.test.labels.clone(),
-            train_order,
-            n_train: data.train.n,
-            steps_per_epoch,
-            global_step: 0,
             test_images: data.test.images[..64.min(data.test.n) * 28 * 28].to_vec(),
             _buffers: vec![train_images, train_labels, test_images, test_labels, test_order],
         })
@@ -218,21 +211,19 @@ impl TrainableModel for Classifier {
         self.cfg.batch_size
     }
     fn steps_per_epoch(&self) -> usize {
-        self.steps_per_epoch
+        self.core.steps_per_epoch
     }
     fn loss_names(&self) -> Vec<String> {
         vec!["xent".into()]
     }
 
     fn start_epoch(&mut self, gpu: &Gpu, epoch: usize) -> Result<()> {
-        let count = self.steps_per_epoch * self.cfg.batch_size;
-        gpu.write(&self.train_order, &super::epoch_order(self.cfg.seed, epoch, self.n_train, count));
-        Ok(())
+        self.core.start_epoch(gpu, epoch)
     }
 
     fn step(&mut self, gpu: &Gpu, log: bool) -> Result<()> {
         self.train.step(gpu, log)?;
-        self.global_step += 1;
+        self.core.global_step += 1;
         Ok(())
     }
 
@@ -241,11 +232,11 @@ impl TrainableModel for Classifier {
     }
 
     fn global_step(&self) -> u64 {
-        self.global_step
+        self.core.global_step
     }
 
     fn evaluate(&mut self, gpu: &Gpu) -> Result<Evaluation> {
-        self.store.set_counter(gpu, EVAL_SLOT, 0);
+        self.core.store.set_counter(gpu, EVAL_SLOT, 0);
         let b = self.cfg.batch_size;
         let mut correct = 0;
         for i in 0..self.eval_steps {
@@ -271,12 +262,12 @@ impl TrainableModel for Classifier {
     }
 
     fn state(&self, gpu: &Gpu) -> Result<Vec<(String, TensorData)>> {
-        crate::models::state::save(gpu, &self.store, self.global_step, &|_| self.global_step)
+        let step = self.core.global_step;
+        self.core.state(gpu, &|_| step)
     }
 
     fn load(&mut self, gpu: &Gpu, ckpt: &Checkpoint) -> Result<()> {
-        self.global_step = crate::models::state::load(gpu, &self.store, ckpt)?;
-        Ok(())
+        self.core.load(gpu, ckpt)
     }
 
     fn step_dispatches(&self) -> Vec<&Prepared> {

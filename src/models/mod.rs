@@ -1,6 +1,7 @@
 //! The seeds' models, built from nn layers.
 
 pub mod classifier;
+pub mod core;
 pub mod gan;
 pub mod state;
 pub mod vae;

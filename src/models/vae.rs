@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
+use super::core::Core;
 use crate::data::{Dataset, Split};
 use crate::graph::{compile, Executor, Graph, Mode, ParamStore, StepStats, TensorId};
 use crate::nn::{self, Conv, WeightInit};
@@ -142,7 +143,7 @@ fn upload_split(gpu: &Gpu, split: &Split, label: &str) -> Result<GpuBuffer> {
 
 pub struct Vae {
     cfg: VaeConfig,
-    store: ParamStore,
+    core: Core,
     train: Executor,
     eval: Executor,
     eval_steps: usize,
@@ -155,11 +156,7 @@ pub struct Vae {
     encode_mu: TensorId,
     n_test: usize,
     channels: usize,
-    train_order: GpuBuffer,
-    n_train: usize,
-    steps_per_epoch: usize,
     sample_z: Vec<f32>,
-    global_step: u64,
     _buffers: Vec<GpuBuffer>,
 }
 
@@ -215,7 +212,7 @@ impl Vae {
 
         let train_images = upload_split(gpu, &data.train, "train-images")?;
         let test_images = upload_split(gpu, &data.test, "test-images")?;
-        let train_order = gpu.zeros("train-order", (steps_per_epoch * b) as u64 * 4)?;
+        let core = Core::new(gpu, store, (data.train.n, steps_per_epoch, b), cfg.seed)?;
         let test_order: Vec<u32> = (0..(eval_steps * b) as u32).collect();
         let test_order = gpu.upload("test-order", &test_order)?;
         let decode_z = gpu.zeros("decode-z", (SAMPLES * cfg.latent) as u64 * 4)?;
@@ -224,23 +221,23 @@ impl Vae {
             gpu,
             &tg,
             &train_steps,
-            &store,
-            &[("images", train_images.whole()), ("order", train_order.whole())],
+            &core.store,
+            &[("images", train_images.whole()), ("order", core.train_order.whole())],
         )?;
         let eval = Executor::new(
             gpu,
             &eg,
             &eval_steps_list,
-            &store,
+            &core.store,
             &[("images", test_images.whole()), ("order", test_order.whole())],
         )?;
-        let decode = Executor::new(gpu, &dg, &decode_steps, &store, &[("z", decode_z.whole())])?;
+        let decode = Executor::new(gpu, &dg, &decode_steps, &core.store, &[("z", decode_z.whole())])?;
         let encode_order = gpu.zeros("encode-order", (ENCODE.min(data.test.n) * 4) as u64)?;
         let encode = Executor::new(
             gpu,
             &ng,
             &encode_steps,
-            &store,
+            &core.store,
             &[("images", test_images.whole()), ("order", encode_order.whole())],
         )?;
 
@@ -249,7 +246,7 @@ impl Vae {
         let sample_z = (0..SAMPLES * cfg.latent).map(|_| rand_distr::Distribution::sample(&normal, &mut rng)).collect();
         Ok(Vae {
             cfg: cfg.clone(),
-            store,
+            core,
             train,
             eval,
             eval_steps,
@@ -262,11 +259,7 @@ impl Vae {
             encode_mu,
             n_test: data.test.n,
             channels,
-            train_order,
-            n_train: data.train.n,
-            steps_per_epoch,
             sample_z,
-            global_step: 0,
             _buffers: vec![train_images, test_images, test_order],
         })
     }
@@ -318,21 +311,19 @@ impl TrainableModel for Vae {
         self.cfg.batch_size
     }
     fn steps_per_epoch(&self) -> usize {
-        self.steps_per_epoch
+        self.core.steps_per_epoch
     }
     fn loss_names(&self) -> Vec<String> {
         vec!["loss".into(), "recon".into(), "kl".into()]
     }
 
     fn start_epoch(&mut self, gpu: &Gpu, epoch: usize) -> Result<()> {
-        let count = self.steps_per_epoch * self.cfg.batch_size;
-        gpu.write(&self.train_order, &super::epoch_order(self.cfg.seed, epoch, self.n_train, count));
-        Ok(())
+        self.core.start_epoch(gpu, epoch)
     }
 
     fn step(&mut self, gpu: &Gpu, log: bool) -> Result<()> {
         self.train.step(gpu, log)?;
-        self.global_step += 1;
+        self.core.global_step += 1;
         Ok(())
     }
 
@@ -346,11 +337,11 @@ impl TrainableModel for Vae {
     }
 
     fn global_step(&self) -> u64 {
-        self.global_step
+        self.core.global_step
     }
 
     fn evaluate(&mut self, gpu: &Gpu) -> Result<Evaluation> {
-        self.store.set_counter(gpu, EVAL_SLOT, 0);
+        self.core.store.set_counter(gpu, EVAL_SLOT, 0);
         for i in 0..self.eval_steps {
             self.eval.step(gpu, i + 1 == self.eval_steps)?;
         }
@@ -367,7 +358,7 @@ impl TrainableModel for Vae {
 
     fn reconstructions(&mut self, gpu: &Gpu) -> Result<Option<ImageBatch>> {
         // The eval graph's last batch is still in its outputs after `evaluate`; run one batch to be sure.
-        self.store.set_counter(gpu, EVAL_SLOT, 0);
+        self.core.store.set_counter(gpu, EVAL_SLOT, 0);
         self.eval.step(gpu, true)?;
         self.eval.poll_losses(gpu, true)?;
         let px = self.channels * SIDE * SIDE;
@@ -381,12 +372,12 @@ impl TrainableModel for Vae {
 
     fn state(&self, gpu: &Gpu) -> Result<Vec<(String, TensorData)>> {
         // Every batchnorm layer normalises one batch per training step.
-        crate::models::state::save(gpu, &self.store, self.global_step, &|_| self.global_step)
+        let step = self.core.global_step;
+        self.core.state(gpu, &|_| step)
     }
 
     fn load(&mut self, gpu: &Gpu, ckpt: &Checkpoint) -> Result<()> {
-        self.global_step = crate::models::state::load(gpu, &self.store, ckpt)?;
-        Ok(())
+        self.core.load(gpu, ckpt)
     }
 
     fn step_dispatches(&self) -> Vec<&Prepared> {

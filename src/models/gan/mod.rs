@@ -18,6 +18,7 @@ use anyhow::{bail, Context, Result};
 use rand::SeedableRng;
 use std::collections::VecDeque;
 
+use super::core::Core;
 use crate::data::Dataset;
 use crate::graph::{compile, Executor, Graph, LossReport, Mode, ParamStore, StepStats, TensorId};
 use crate::nn::BnMode;
@@ -38,7 +39,7 @@ const D_BATCHES_PER_STEP: u64 = 3;
 
 pub struct Gan {
     cfg: GanConfig,
-    store: ParamStore,
+    core: Core,
     d: Executor,
     g: Executor,
     real_out: TensorId,
@@ -47,10 +48,6 @@ pub struct Gan {
     sample_z: GpuBuffer,
     sample_out: TensorId,
     fixed_z: Vec<f32>,
-    train_order: GpuBuffer,
-    n_train: usize,
-    steps_per_epoch: usize,
-    global_step: u64,
     /// Diversity ratios of logging steps whose losses have not arrived yet.
     pending_diversity: VecDeque<f32>,
     d_reports: VecDeque<LossReport>,
@@ -105,7 +102,7 @@ impl Gan {
         let sample_steps = compile(&mut sg, &store, Mode::Forward)?;
 
         let images = gpu.upload("train-images", &pack_u8(&s.images))?;
-        let train_order = gpu.zeros("train-order", (steps_per_epoch * b) as u64 * 4)?;
+        let core = Core::new(gpu, store, (s.n, steps_per_epoch, b), cfg.seed)?;
         let real_label = gpu.upload_f32("real-label", &vec![cfg.real_label as f32; b])?;
         let fake_label = gpu.zeros("fake-label", b as u64 * 4)?;
         let g_label = gpu.upload_f32("g-label", &vec![1.0; b])?;
@@ -114,23 +111,23 @@ impl Gan {
             gpu,
             &dg,
             &d_steps,
-            &store,
+            &core.store,
             &[
                 ("images", images.whole()),
-                ("order", train_order.whole()),
+                ("order", core.train_order.whole()),
                 ("real_label", real_label.whole()),
                 ("fake_label", fake_label.whole()),
             ],
         )?;
-        let g = Executor::new(gpu, &gg, &g_steps, &store, &[("g_label", g_label.whole())])?;
-        let sample = Executor::new(gpu, &sg, &sample_steps, &store, &[("z", sample_z.whole())])?;
+        let g = Executor::new(gpu, &gg, &g_steps, &core.store, &[("g_label", g_label.whole())])?;
+        let sample = Executor::new(gpu, &sg, &sample_steps, &core.store, &[("z", sample_z.whole())])?;
 
         let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed ^ 0x6a6a_6a6a);
         let normal = rand_distr::Normal::new(0.0f32, 1.0).expect("unit normal");
         let fixed_z = (0..SAMPLES * cfg.latent).map(|_| rand_distr::Distribution::sample(&normal, &mut rng)).collect();
         Ok(Gan {
             cfg: cfg.clone(),
-            store,
+            core,
             d,
             g,
             real_out,
@@ -139,10 +136,6 @@ impl Gan {
             sample_z,
             sample_out,
             fixed_z,
-            train_order,
-            n_train: s.n,
-            steps_per_epoch,
-            global_step: 0,
             pending_diversity: VecDeque::new(),
             d_reports: VecDeque::new(),
             g_reports: VecDeque::new(),
@@ -245,32 +238,30 @@ impl TrainableModel for Gan {
         self.cfg.batch_size
     }
     fn steps_per_epoch(&self) -> usize {
-        self.steps_per_epoch
+        self.core.steps_per_epoch
     }
     fn loss_names(&self) -> Vec<String> {
         ["d_loss", "g_loss", "d_x", "d_g_z", "diversity"].map(String::from).to_vec()
     }
 
     fn start_epoch(&mut self, gpu: &Gpu, epoch: usize) -> Result<()> {
-        let count = self.steps_per_epoch * self.cfg.batch_size;
-        gpu.write(&self.train_order, &crate::models::epoch_order(self.cfg.seed, epoch, self.n_train, count));
-        Ok(())
+        self.core.start_epoch(gpu, epoch)
     }
 
     fn step(&mut self, gpu: &Gpu, log: bool) -> Result<()> {
         Executor::step_chain(gpu, &mut [&mut self.d, &mut self.g], log)?;
-        self.global_step += 1;
+        self.core.global_step += 1;
         self.diversity_bytes = 0;
         if log {
             self.diversity_bytes = 2 * (self.cfg.batch_size * self.image_len() * 4) as u64;
             // The only per-step read beyond the losses: one real and one generated batch on logging
             // steps, for the mode-collapse indicator.
             let r = self.diversity_ratio(gpu)?;
-            let collapsed = r < COLLAPSE_RATIO && self.global_step > COLLAPSE_WARMUP_STEPS;
+            let collapsed = r < COLLAPSE_RATIO && self.core.global_step > COLLAPSE_WARMUP_STEPS;
             if collapsed && !self.collapsed {
                 self.warnings.push(format!(
                     "step {}: generated images are {:.0}% as diverse as real ones (mode collapse?)",
-                    self.global_step,
+                    self.core.global_step,
                     r * 100.0
                 ));
             }
@@ -299,7 +290,7 @@ impl TrainableModel for Gan {
     }
 
     fn global_step(&self) -> u64 {
-        self.global_step
+        self.core.global_step
     }
 
     fn evaluate(&mut self, gpu: &Gpu) -> Result<Evaluation> {
@@ -325,14 +316,13 @@ impl TrainableModel for Gan {
     }
 
     fn state(&self, gpu: &Gpu) -> Result<Vec<(String, TensorData)>> {
-        let step = self.global_step;
+        let step = self.core.global_step;
         let batches = |layer: &str| if layer.starts_with("discriminator.") { D_BATCHES_PER_STEP * step } else { step };
-        crate::models::state::save(gpu, &self.store, step, &batches)
+        self.core.state(gpu, &batches)
     }
 
     fn load(&mut self, gpu: &Gpu, ckpt: &Checkpoint) -> Result<()> {
-        self.global_step = crate::models::state::load(gpu, &self.store, ckpt)?;
-        Ok(())
+        self.core.load(gpu, ckpt)
     }
 
     fn step_dispatches(&self) -> Vec<&Prepared> {

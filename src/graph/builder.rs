@@ -3,8 +3,8 @@
 use anyhow::{bail, Result};
 use std::collections::HashMap;
 
+use super::op::Op;
 use super::tensor::{Init, ParamSpec, Role, StoreBuf, TensorId, TensorInfo};
-use super::Op;
 use crate::runtime::{KernelCall, KernelSet};
 
 /// A kernel call bound to graph tensors: `args[i]` is the tensor for the call's operand `i`.

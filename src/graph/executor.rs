@@ -12,7 +12,7 @@ use std::sync::Arc;
 use super::builder::{BoundCall, Graph};
 use super::params::{ParamStore, ALIGN_FLOATS};
 use super::plan::{place, Placement};
-use super::tensor::Role;
+use super::tensor::{Role, TensorId};
 use crate::runtime::buffers::Operand;
 use crate::runtime::launch::Prepared;
 use crate::runtime::{Gpu, GpuBuffer};
@@ -43,7 +43,7 @@ pub struct Executor {
     pub arena_bytes: u64,
     arena: Vec<GpuBuffer>,
     /// Where each output tensor lives (arena bank, byte offset, bytes).
-    outputs: HashMap<super::TensorId, (usize, u64, u64)>,
+    outputs: HashMap<TensorId, (usize, u64, u64)>,
     loss_accum: GpuBuffer,
     staging: Vec<Staging>,
     next_staging: usize,
@@ -70,7 +70,7 @@ impl Executor {
         store: &ParamStore,
         externals: &[(&str, Operand<'_>)],
     ) -> Result<Executor> {
-        let roots: Vec<_> = (0..graph.tensors.len()).map(|t| graph.root(super::TensorId(t))).collect();
+        let roots: Vec<_> = (0..graph.tensors.len()).map(|t| graph.root(TensorId(t))).collect();
         let max_bind = gpu.limits.max_storage_buffer_binding_size;
         let align = (gpu.limits.min_storage_buffer_offset_alignment as u64).max(256);
         // Losses are read by the accumulation dispatches appended after the plan, so they live to the end.
@@ -92,12 +92,12 @@ impl Executor {
         // Loss accumulation: loss_accum[i] += loss_i, bound as extra operands after the graph tensors.
         for (i, (_, t)) in graph.reported().enumerate() {
             let acc = crate::ops::elementwise::accumulate(1)?;
-            let acc_id = super::TensorId(graph.tensors.len() + extra_ops.len());
+            let acc_id = TensorId(graph.tensors.len() + extra_ops.len());
             extra_ops.push(loss_accum.range_f32(i * ALIGN_FLOATS, 1));
             all_steps.extend(acc.into_iter().map(|call| BoundCall { call, args: vec![acc_id, *t] }));
         }
 
-        let operand = |t: super::TensorId| -> Result<Operand<'_>> {
+        let operand = |t: TensorId| -> Result<Operand<'_>> {
             if t.0 >= graph.tensors.len() {
                 return Ok(extra_ops[t.0 - graph.tensors.len()]);
             }
@@ -268,7 +268,7 @@ impl Executor {
     }
 
     /// Reads an output tensor (one marked with `Graph::mark_output`) after the last step.
-    pub fn read(&self, gpu: &Gpu, t: super::TensorId) -> Result<Vec<f32>> {
+    pub fn read(&self, gpu: &Gpu, t: TensorId) -> Result<Vec<f32>> {
         let &(bank, offset, bytes) =
             self.outputs.get(&t).ok_or_else(|| anyhow!("tensor {t:?} is not a graph output"))?;
         gpu.read_f32(Operand { buffer: &self.arena[bank].buffer, offset, bytes })

@@ -25,7 +25,7 @@ fn rand_f32(seed: u64, n: usize) -> Vec<f64> {
 
 /// A K-term f32 dot product against the f64 reference, within 4·sqrt(K + 2)·2^-24 of the sum of
 /// |terms| (about 7 standard deviations of the random walk of roundings; the argument is spelled out
-/// in tests/matmul.rs), far below what a missed or doubled term would give.
+/// in tests/gpu/matmul.rs), far below what a missed or doubled term would give.
 fn assert_gemm_close(what: &str, got: &[f64], want: &[f64], scale: &[f64], k: usize) {
     assert_eq!(got.len(), want.len(), "{what}: length");
     let f = 4.0 * ((k + 2) as f64).sqrt() / (1u64 << 24) as f64;

@@ -39,3 +39,25 @@ fn store_out(i: u32, v: f32) {
     }
     b4[i] = x;
 }
+
+// im2col(x)[tap, pixel] without the buffer: tap = (ci·k + kh)·k + kw, pixel = (image·OH + oy)·OW + ox;
+// zero where the tap falls in the padding. x is b1.
+fn im2col(tap: u32, pixel: u32) -> f32 {
+    let kk = p.k * p.k;
+    let ci = tap / kk;
+    let r = tap - ci * kk;
+    let kh = r / p.k;
+    let kw = r - kh * p.k;
+    let ohw = p.oh * p.ow;
+    let img = pixel / ohw;
+    let q = pixel - img * ohw;
+    let oy = q / p.ow;
+    let ox = q - oy * p.ow;
+    // Unsigned wrap-around makes a row above or left of the image compare as out of range.
+    let iy = oy * p.stride + kh - p.pad;
+    let ix = ox * p.stride + kw - p.pad;
+    if (oy * p.stride + kh < p.pad || ox * p.stride + kw < p.pad || iy >= p.h || ix >= p.w) {
+        return 0.0;
+    }
+    return b1[((img * p.cin + ci) * p.h + iy) * p.w + ix];
+}

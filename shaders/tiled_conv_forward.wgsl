@@ -7,23 +7,7 @@ fn read_a(m: u32, k: u32) -> f32 {
 }
 
 fn read_b(k: u32, n: u32) -> f32 {
-    let kk = p.k * p.k;
-    let ci = k / kk;
-    let r = k - ci * kk;
-    let kh = r / p.k;
-    let kw = r - kh * p.k;
-    let ohw = p.oh * p.ow;
-    let img = n / ohw;
-    let q = n - img * ohw;
-    let oy = q / p.ow;
-    let ox = q - oy * p.ow;
-    // Unsigned wrap-around makes a row above or left of the image compare as out of range.
-    let iy = oy * p.stride + kh - p.pad;
-    let ix = ox * p.stride + kw - p.pad;
-    if (oy * p.stride + kh < p.pad || ox * p.stride + kw < p.pad || iy >= p.h || ix >= p.w) {
-        return 0.0;
-    }
-    return b1[((img * p.cin + ci) * p.h + iy) * p.w + ix];
+    return im2col(k, n);
 }
 
 fn a_k_fast() -> bool {

@@ -9,7 +9,7 @@ use gputrain::runtime::KernelCall;
 
 /// Channel counts that are not multiples of the 32-channel block or the 8-lane pixel groups, odd
 /// spatial sizes, strides 1-3, padding 0-2, kernels 3 and 4.
-fn odd_shapes() -> Vec<Conv2dShape> {
+pub(crate) fn odd_shapes() -> Vec<Conv2dShape> {
     vec![
         shape(1, 3, 5, 5, 7, 3, 1, 1),
         shape(2, 1, 7, 5, 7, 4, 2, 1),
@@ -23,7 +23,7 @@ fn odd_shapes() -> Vec<Conv2dShape> {
 }
 
 /// The models' convolutions (README, "Checkpoints in PyTorch") at batch 2.
-fn model_layers() -> Vec<(&'static str, Conv2dShape)> {
+pub(crate) fn model_layers() -> Vec<(&'static str, Conv2dShape)> {
     vec![
         ("vae encoder.0", shape(2, 1, 32, 32, 32, 4, 2, 1)),
         ("vae encoder.3", shape(2, 32, 64, 16, 16, 4, 2, 1)),
@@ -38,14 +38,14 @@ fn model_layers() -> Vec<(&'static str, Conv2dShape)> {
     ]
 }
 
-struct Data {
-    x: Vec<f64>,
-    w: Vec<f64>,
-    b: Vec<f64>,
-    dy: Vec<f64>,
+pub(crate) struct Data {
+    pub x: Vec<f64>,
+    pub w: Vec<f64>,
+    pub b: Vec<f64>,
+    pub dy: Vec<f64>,
 }
 
-fn data(s: &Conv2dShape, seed: u64) -> Data {
+pub(crate) fn data(s: &Conv2dShape, seed: u64) -> Data {
     Data {
         x: rand_vec(seed, s.x_len(), -1.0, 1.0),
         w: rand_vec(seed + 1, s.w_len(), -1.0, 1.0),

@@ -39,15 +39,28 @@ fn assert_gemm_close(what: &str, got: &[f64], want: &[f64], scale: &[f64], k: us
 /// Runs `matmul` (or its portable path) on random data, C starting from random junk, and checks it
 /// against the CPU reference. Returns the GPU result.
 fn check_matmul(s: MatmulShape, bias: bool, accumulate: bool, portable: bool, seed: u64) -> Vec<f64> {
+    let calls =
+        if portable { matmul::matmul_portable(s, bias, accumulate) } else { matmul::matmul(s, bias, accumulate) };
+    let what = format!("{s:?} bias={bias} accumulate={accumulate} portable={portable}");
+    check_gemm(&what, &calls.unwrap(), s, bias, accumulate, seed)
+}
+
+/// Runs `calls` (a matmul of shape `s` with operands `[a, b, (bias,) c]`, of either kernel set) on
+/// random data, C starting from random junk, and checks the result against the CPU reference.
+pub(crate) fn check_gemm(
+    what: &str,
+    calls: &[gputrain::runtime::KernelCall],
+    s: MatmulShape,
+    bias: bool,
+    accumulate: bool,
+    seed: u64,
+) -> Vec<f64> {
     let a = rand_f32(seed, s.a_len());
     let b = rand_f32(seed + 1, s.b_len());
     let bv = rand_f32(seed + 2, s.n);
     let c0 = rand_f32(seed + 3, s.c_len());
-    let calls =
-        if portable { matmul::matmul_portable(s, bias, accumulate) } else { matmul::matmul(s, bias, accumulate) };
-    let calls = calls.unwrap();
     let inputs: Vec<&[f64]> = if bias { vec![&a, &b, &bv, &c0] } else { vec![&a, &b, &c0] };
-    let out = run(&calls, &inputs, &[]);
+    let out = run(calls, &inputs, &[]);
     let got = out.last().unwrap().clone();
 
     let mut want = matmul::cpu_matmul(&a, &b, s);
@@ -62,13 +75,12 @@ fn check_matmul(s: MatmulShape, bias: bool, accumulate: bool, portable: bool, se
             scale[e] += c0[e].abs();
         }
     }
-    let what = format!("{s:?} bias={bias} accumulate={accumulate} portable={portable}");
-    assert_gemm_close(&what, &got, &want, &scale, s.k);
+    assert_gemm_close(what, &got, &want, &scale, s.k);
     got
 }
 
-type Variant = fn(usize, usize, usize) -> MatmulShape;
-const VARIANTS: [Variant; 3] = [MatmulShape::nt, MatmulShape::nn, MatmulShape::tn];
+pub(crate) type Variant = fn(usize, usize, usize) -> MatmulShape;
+pub(crate) const VARIANTS: [Variant; 3] = [MatmulShape::nt, MatmulShape::nn, MatmulShape::tn];
 
 #[test]
 fn all_variants_match_cpu_on_odd_shapes() {

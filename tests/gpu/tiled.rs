@@ -4,6 +4,8 @@
 //! models' layers, the accumulate flags, split-K, and the dense (1×1 output) convolutions.
 use crate::common;
 
+use crate::conv::{data, model_layers};
+use crate::matmul::{check_gemm, VARIANTS};
 use common::*;
 use common::{conv_shape as shape, convt_shape, sum_tol as tol};
 use gputrain::ops::conv::{self, Conv2dShape};
@@ -14,61 +16,14 @@ use gputrain::ops::passes::{self, Pass};
 use gputrain::ops::{bias_grad, conv_tiled};
 use gputrain::runtime::KernelSet::Tiled;
 
-fn abs(v: &[f64]) -> Vec<f64> {
-    v.iter().map(|x| x.abs()).collect()
-}
-
-/// Inputs as the GPU sees them (rounded to f32).
-fn rand_f32(seed: u64, n: usize) -> Vec<f64> {
-    to_f64(&to_f32(&rand_vec(seed, n, -1.0, 1.0)))
-}
-
-/// A K-term f32 dot product against the f64 reference, within 4·sqrt(K + 2)·2^-24 of the sum of
-/// |terms| (about 7 standard deviations of the random walk of roundings; the argument is spelled out
-/// in tests/gpu/matmul.rs), far below what a missed or doubled term would give.
-fn assert_gemm_close(what: &str, got: &[f64], want: &[f64], scale: &[f64], k: usize) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    let f = 4.0 * ((k + 2) as f64).sqrt() / (1u64 << 24) as f64;
-    for i in 0..got.len() {
-        let tol = f * scale[i] + 1e-30;
-        assert!(
-            (got[i] - want[i]).abs() <= tol,
-            "{what}: element {i} is {} but the reference is {} (tolerance {tol:e})",
-            got[i],
-            want[i]
-        );
-    }
-}
-
 fn check_matmul(tile: Option<Tile>, s: MatmulShape, bias: bool, accumulate: bool, seed: u64) {
-    let a = rand_f32(seed, s.a_len());
-    let b = rand_f32(seed + 1, s.b_len());
-    let bv = rand_f32(seed + 2, s.n);
-    let c0 = rand_f32(seed + 3, s.c_len());
     let calls = match tile {
         Some(t) => gemm::matmul_with(t, s, bias, accumulate),
         None => gemm::matmul(s, bias, accumulate),
-    }
-    .unwrap();
-    let inputs: Vec<&[f64]> = if bias { vec![&a, &b, &bv, &c0] } else { vec![&a, &b, &c0] };
-    let got = run(&calls, &inputs, &[]).pop().unwrap();
-    let mut want = matmul::cpu_matmul(&a, &b, s);
-    let mut scale = matmul::cpu_matmul(&abs(&a), &abs(&b), s);
-    for e in 0..s.c_len() {
-        if bias {
-            want[e] += bv[e % s.n];
-            scale[e] += bv[e % s.n].abs();
-        }
-        if accumulate {
-            want[e] += c0[e];
-            scale[e] += c0[e].abs();
-        }
-    }
-    assert_gemm_close(&format!("{tile:?} {s:?} bias={bias} accumulate={accumulate}"), &got, &want, &scale, s.k);
+    };
+    let what = format!("{tile:?} {s:?} bias={bias} accumulate={accumulate}");
+    check_gemm(&what, &calls.unwrap(), s, bias, accumulate, seed);
 }
-
-type Variant = fn(usize, usize, usize) -> MatmulShape;
-const VARIANTS: [Variant; 3] = [MatmulShape::nt, MatmulShape::nn, MatmulShape::tn];
 
 #[test]
 fn every_tile_matches_cpu_on_odd_shapes() {
@@ -107,22 +62,6 @@ fn tiles_fit_webgpu_default_limits() {
     }
 }
 
-struct Data {
-    x: Vec<f64>,
-    w: Vec<f64>,
-    b: Vec<f64>,
-    dy: Vec<f64>,
-}
-
-fn data(s: &Conv2dShape, seed: u64) -> Data {
-    Data {
-        x: rand_vec(seed, s.x_len(), -1.0, 1.0),
-        w: rand_vec(seed + 1, s.w_len(), -1.0, 1.0),
-        b: rand_vec(seed + 2, s.cout, -1.0, 1.0),
-        dy: rand_vec(seed + 3, s.y_len(), -1.0, 1.0),
-    }
-}
-
 /// Runs a pass: `inputs` uploaded, zeroed scratch, then an output of `out_len`; returns the output.
 fn run_pass(p: &Pass, inputs: &[&[f64]], out_len: usize) -> Vec<f64> {
     let outs: Vec<usize> = p.scratch.iter().copied().chain([out_len]).collect();
@@ -152,35 +91,13 @@ fn check_conv(what: &str, s: &Conv2dShape, seed: u64) {
     assert_close(&format!("{what} bias_grad"), &got[1], &want, tol(s.batch * oh * ow), 1e-5);
 }
 
-/// Off every block dimension, strides 1-3 (k not a multiple of the stride: ragged stride classes),
-/// padding 0-2, batch 1, one channel in or out, and two dense 1×1 outputs.
+/// The lavapipe set's odd shapes (off every block dimension, strides 1-3, padding 0-2, batch 1, one
+/// channel in or out, a dense 1×1 output) plus a stride-3 k-5 layer whose stride classes are ragged
+/// and a dense layer with one output channel.
 fn odd_shapes() -> Vec<Conv2dShape> {
-    vec![
-        shape(1, 3, 5, 5, 7, 3, 1, 1),
-        shape(2, 1, 7, 5, 7, 4, 2, 1),
-        shape(1, 5, 3, 7, 5, 4, 1, 0),
-        shape(2, 7, 9, 6, 9, 3, 2, 0),
-        shape(1, 3, 33, 9, 11, 3, 3, 2),
-        shape(1, 1, 1, 5, 7, 4, 2, 1),
-        shape(3, 2, 70, 7, 6, 5, 3, 2),
-        shape(5, 6, 37, 3, 3, 3, 1, 0),
-        shape(3, 40, 1, 4, 4, 4, 1, 0),
-    ]
-}
-
-/// The models' convolutions (README, "Checkpoints in PyTorch") at batch 2; the longer reductions split along K.
-fn model_layers() -> Vec<(&'static str, Conv2dShape)> {
-    vec![
-        ("vae encoder.0", shape(2, 1, 32, 32, 32, 4, 2, 1)),
-        ("vae encoder.3", shape(2, 32, 64, 16, 16, 4, 2, 1)),
-        ("vae encoder.6", shape(2, 64, 128, 8, 8, 4, 2, 1)),
-        ("gan discriminator.0", shape(2, 1, 64, 32, 32, 4, 2, 1)),
-        ("gan discriminator.2", shape(2, 64, 128, 16, 16, 4, 2, 1)),
-        ("gan discriminator.5", shape(2, 128, 256, 8, 8, 4, 2, 1)),
-        ("gan discriminator.8", shape(2, 256, 1, 4, 4, 4, 1, 0)),
-        ("mlp gan discriminator.0", shape(2, 1, 16, 28, 28, 3, 1, 1)),
-        ("mlp gan discriminator.6", shape(2, 32, 64, 7, 7, 3, 1, 1)),
-    ]
+    let mut v = crate::conv::odd_shapes();
+    v.extend([shape(3, 2, 70, 7, 6, 5, 3, 2), shape(3, 40, 1, 4, 4, 4, 1, 0)]);
+    v
 }
 
 #[test]

@@ -61,6 +61,14 @@ pub struct LossReport {
 }
 
 impl Executor {
+    /// The value `report` holds for the loss or metric `name`, as the graph recorded it.
+    pub fn reported(&self, report: &LossReport, name: &str) -> Result<f32> {
+        match self.loss_names.iter().position(|n| n == name) {
+            Some(i) if i < report.values.len() => Ok(report.values[i]),
+            _ => bail!("no reported value named {name} (the graph reports {:?})", self.loss_names),
+        }
+    }
+
     /// Plans buffers for `steps` (the compiled dispatch list of `graph`), binds every tensor, and
     /// prepares every dispatch. `externals` supplies the caller-owned buffers by name.
     pub fn new(

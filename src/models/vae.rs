@@ -328,12 +328,12 @@ impl TrainableModel for Vae {
     }
 
     fn poll_losses(&mut self, gpu: &Gpu, wait: bool) -> Result<Vec<(u64, Vec<f32>)>> {
-        Ok(self
-            .train
-            .poll_losses(gpu, wait)?
-            .into_iter()
-            .map(|r| (r.steps, vec![r.values[0] + r.values[1], r.values[0], r.values[1]]))
-            .collect())
+        let mut out = Vec::new();
+        for r in self.train.poll_losses(gpu, wait)? {
+            let (recon, kl) = (self.train.reported(&r, "recon")?, self.train.reported(&r, "kl")?);
+            out.push((r.steps, vec![recon + kl, recon, kl]));
+        }
+        Ok(out)
     }
 
     fn global_step(&self) -> u64 {

@@ -283,8 +283,10 @@ impl TrainableModel for Gan {
         while !self.d_reports.is_empty() && !self.g_reports.is_empty() {
             let (d, g) = (self.d_reports.pop_front().unwrap(), self.g_reports.pop_front().unwrap());
             let div = self.pending_diversity.pop_front().unwrap_or(f32::NAN);
-            let v = &d.values;
-            out.push((d.steps, vec![v[0] + v[1], g.values[0], v[2], v[3], div]));
+            let by_name = |name: &str| self.d.reported(&d, name);
+            let d_loss = by_name("d_real")? + by_name("d_fake")?;
+            let g_loss = self.g.reported(&g, "g")?;
+            out.push((d.steps, vec![d_loss, g_loss, by_name("D(x)")?, by_name("D(G(z))")?, div]));
         }
         Ok(out)
     }

@@ -4,7 +4,7 @@ use anyhow::{bail, Result};
 
 use super::autodiff::GradCtx;
 use super::builder::{BoundCall, Graph, Node};
-use super::TensorId;
+use super::tensor::TensorId;
 use crate::ops::batchnorm::{self, BatchNormShape, BnAct};
 use crate::ops::conv::Conv2dShape;
 use crate::ops::conv_transpose::ConvTranspose2dShape;

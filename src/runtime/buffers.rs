@@ -3,7 +3,7 @@
 use anyhow::{bail, Result};
 use wgpu::util::DeviceExt;
 
-use super::Gpu;
+use super::device::Gpu;
 
 /// A storage buffer with its size in bytes; everything the kernels touch lives in one of these.
 pub struct GpuBuffer {

@@ -6,7 +6,8 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
 use super::kernel_set::{KernelChoice, KernelSet};
-use super::kernels::KernelCache;
+use super::kernels::KernelCall;
+use super::pipelines::{Kernel, KernelCache};
 
 /// Which wgpu backend to use; `Auto` lets wgpu try all of them and we pick the best adapter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -183,6 +184,16 @@ impl Gpu {
             kernels: Mutex::new(KernelCache::default()),
             fault,
         })
+    }
+
+    /// The pipeline for `call`, compiled on first use and cached on this device.
+    pub fn kernel(&self, call: &KernelCall) -> Result<Kernel> {
+        let storage = call.operands.len();
+        if storage as u32 > self.limits.max_storage_buffers_per_shader_stage.min(8) {
+            bail!("{}: {storage} storage buffers, more than the 8 per stage this project allows", call.entry);
+        }
+        let mut cache = self.kernels.lock().map_err(|_| anyhow!("kernel cache poisoned"))?;
+        cache.kernel(&self.device, call)
     }
 
     /// Fails with the first GPU error or device loss reported so far.

@@ -1,15 +1,11 @@
-//! WGSL sources, shader modules and the pipeline cache.
+//! WGSL sources per kernel family and the pure description of a dispatch (`KernelCall`).
 //!
 //! Every kernel follows one binding convention so that one pipeline layout per storage-buffer count
 //! serves all of them: binding 0 is a small uniform block of 32-bit parameters, bindings 1..=n are
 //! storage buffers declared `read_write` (wgpu refuses a buffer bound read-only and read-write in the
 //! same dispatch, and role buffers hold inputs and outputs side by side).
 
-use anyhow::{anyhow, bail, Result};
-use std::collections::HashMap;
-use std::sync::Arc;
-
-use super::Gpu;
+use anyhow::{bail, Result};
 
 /// WGSL prepended to every family: shared helpers such as the 2-D grid index.
 pub const PRELUDE: &str = include_str!("../../shaders/common.wgsl");
@@ -204,123 +200,4 @@ pub fn grid(op: &str, threads: usize, wg: u32) -> Result<[u32; 3]> {
     }
     let x = groups.div_ceil(y);
     Ok([x as u32, y as u32, 1])
-}
-
-/// A pipeline is one entry point of one module, for one binding count and one set of constants.
-type PipelineKey = (Family, &'static str, usize, Vec<(&'static str, u32)>);
-
-#[derive(Default)]
-pub(crate) struct KernelCache {
-    modules: HashMap<Family, Arc<wgpu::ShaderModule>>,
-    layouts: HashMap<usize, (Arc<wgpu::BindGroupLayout>, Arc<wgpu::PipelineLayout>)>,
-    pipelines: HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>,
-}
-
-/// A ready pipeline and the layout its bind groups must use.
-pub struct Kernel {
-    pub pipeline: Arc<wgpu::ComputePipeline>,
-    pub bind_layout: Arc<wgpu::BindGroupLayout>,
-}
-
-impl Gpu {
-    fn layout(
-        &self,
-        cache: &mut KernelCache,
-        storage: usize,
-    ) -> (Arc<wgpu::BindGroupLayout>, Arc<wgpu::PipelineLayout>) {
-        cache
-            .layouts
-            .entry(storage)
-            .or_insert_with(|| {
-                let mut entries = vec![wgpu::BindGroupLayoutEntry {
-                    binding: 0,
-                    visibility: wgpu::ShaderStages::COMPUTE,
-                    ty: wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Uniform,
-                        has_dynamic_offset: false,
-                        min_binding_size: None,
-                    },
-                    count: None,
-                }];
-                for i in 0..storage {
-                    entries.push(wgpu::BindGroupLayoutEntry {
-                        binding: i as u32 + 1,
-                        visibility: wgpu::ShaderStages::COMPUTE,
-                        ty: wgpu::BindingType::Buffer {
-                            ty: wgpu::BufferBindingType::Storage { read_only: false },
-                            has_dynamic_offset: false,
-                            min_binding_size: None,
-                        },
-                        count: None,
-                    });
-                }
-                let bgl = self.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                    label: Some("kernel-bindings"),
-                    entries: &entries,
-                });
-                let pl = self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                    label: Some("kernel-layout"),
-                    bind_group_layouts: &[Some(&bgl)],
-                    immediate_size: 0,
-                });
-                (Arc::new(bgl), Arc::new(pl))
-            })
-            .clone()
-    }
-
-    /// The pipeline for `call`, compiled on first use and cached by (family, entry, binding count,
-    /// constants).
-    pub fn kernel(&self, call: &KernelCall) -> Result<Kernel> {
-        let storage = call.operands.len();
-        if storage as u32 > self.limits.max_storage_buffers_per_shader_stage.min(8) {
-            bail!("{}: {storage} storage buffers, more than the 8 per stage this project allows", call.entry);
-        }
-        let mut cache = self.kernels.lock().map_err(|_| anyhow!("kernel cache poisoned"))?;
-        let (bgl, pl) = self.layout(&mut cache, storage);
-        let key = (call.family, call.entry, storage, call.constants.clone());
-        if let Some(p) = cache.pipelines.get(&key) {
-            return Ok(Kernel { pipeline: p.clone(), bind_layout: bgl });
-        }
-        let module = match cache.modules.get(&call.family) {
-            Some(m) => m.clone(),
-            None => {
-                let desc = wgpu::ShaderModuleDescriptor {
-                    label: Some(call.family.name()),
-                    source: wgpu::ShaderSource::Wgsl(call.family.source().into()),
-                };
-                let m = if call.family.unchecked() {
-                    // SAFETY: `Family::unchecked` lists only kernels that keep every access inside
-                    // its binding, divide only by non-zero shape dimensions and loop a bounded number
-                    // of times; tests run every kernel between poisoned guard regions.
-                    unsafe { self.device.create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked()) }
-                } else {
-                    self.device.create_shader_module(desc)
-                };
-                let m = Arc::new(m);
-                cache.modules.insert(call.family, m.clone());
-                m
-            }
-        };
-        let constants: Vec<(&str, f64)> = call.constants.iter().map(|&(k, v)| (k, v as f64)).collect();
-        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(call.entry),
-            layout: Some(&pl),
-            module: &module,
-            entry_point: Some(call.entry),
-            // The same kernels write every workgroup-memory element before reading it, so the zero fill
-            // wgpu would insert at the start of each workgroup is skipped for them.
-            compilation_options: wgpu::PipelineCompilationOptions {
-                constants: &constants,
-                zero_initialize_workgroup_memory: !call.family.unchecked(),
-            },
-            cache: None,
-        });
-        if let Some(e) = pollster::block_on(scope.pop()) {
-            bail!("building kernel {}::{}: {e}", call.family.name(), call.entry);
-        }
-        let pipeline = Arc::new(pipeline);
-        cache.pipelines.insert(key, pipeline.clone());
-        Ok(Kernel { pipeline, bind_layout: bgl })
-    }
 }

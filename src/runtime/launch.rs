@@ -4,8 +4,8 @@ use anyhow::{anyhow, bail, Result};
 use wgpu::util::DeviceExt;
 
 use super::buffers::Operand;
+use super::device::Gpu;
 use super::kernels::KernelCall;
-use super::Gpu;
 
 /// A dispatch with everything created: replaying it allocates nothing.
 pub struct Prepared {

@@ -6,6 +6,7 @@ pub mod device;
 pub mod kernel_set;
 pub mod kernels;
 pub mod launch;
+pub mod pipelines;
 pub mod readback;
 pub mod timing;
 

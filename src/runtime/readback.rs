@@ -3,7 +3,7 @@
 use anyhow::{anyhow, Result};
 
 use super::buffers::Operand;
-use super::Gpu;
+use super::device::Gpu;
 
 impl Gpu {
     /// Blocking read of `src` into host memory. Meant for tests, evaluation and logging, never the

@@ -3,8 +3,8 @@
 use anyhow::{anyhow, Result};
 use std::time::Instant;
 
+use super::device::Gpu;
 use super::launch::Prepared;
-use super::Gpu;
 
 impl Gpu {
     /// Seconds per replay of `prepared`: one warm-up replay, then `reps` replays recorded into one

@@ -1,6 +1,6 @@
 // Batch gather: the training set stays on the GPU as packed u8 pixels; each step picks its images
 // through a shuffled index list (uploaded once per epoch) and the step counter, normalises them to
-// out = pixel·scale + shift, and pads them (padding is a pixel of value 0, as in the seeds).
+// out = pixel·scale + shift, and pads them (padding is a pixel of value 0, docs/architecture.md "Numerics").
 
 struct Params {
     batch: u32,

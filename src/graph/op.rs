@@ -188,8 +188,13 @@ impl Op {
 /// Binds a forward pass: inputs, then fresh scratch tensors, then the output. The planner overlaps
 /// scratch of different layers: each lives only across its own pass's dispatches.
 fn bind_pass(g: &mut Graph, pass: Pass, inputs: &[TensorId], out: TensorId) -> Vec<BoundCall> {
-    let scratch: Vec<TensorId> = pass.scratch.iter().map(|&n| g.transient("pass.scratch", &[n])).collect();
+    let scratch = scratch_tensors(g, &pass);
     bind(pass.calls, [inputs, &scratch, &[out]].concat())
+}
+
+/// Fresh transient tensors for a pass's scratch, in its operand order.
+fn scratch_tensors(g: &mut Graph, pass: &Pass) -> Vec<TensorId> {
+    pass.scratch.iter().map(|&n| g.transient("pass.scratch", &[n])).collect()
 }
 
 /// The gradient of `t` through a pass over `inputs` (plus the pass's scratch), if `t` needs one.
@@ -203,7 +208,7 @@ fn grad_pass(
         return Ok(());
     }
     let pass = pass()?;
-    let scratch: Vec<TensorId> = pass.scratch.iter().map(|&n| ctx.graph.transient("pass.scratch", &[n])).collect();
+    let scratch = scratch_tensors(ctx.graph, &pass);
     ctx.grad_into(t, &[inputs, &scratch].concat(), || Ok(pass.calls))
 }
 

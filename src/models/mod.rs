@@ -1,4 +1,4 @@
-//! The seeds' models, built from nn layers.
+//! The models (docs/architecture.md), built from nn layers.
 
 pub mod classifier;
 pub mod core;

@@ -1,4 +1,4 @@
-//! The seeds' convolutional VAE (z = 32 by default) on 1×32×32 images in [0, 1].
+//! The convolutional VAE (z = 32 by default) on 1×32×32 images in [0, 1].
 //!
 //! Four graphs share one parameter store: the training step (batch statistics, backward, Adam), the
 //! test-set evaluation (running statistics), an encoder for chosen test images and a decoder for

@@ -92,8 +92,9 @@ impl Conv2dShape {
         Ok(())
     }
 
-    /// Uniform block shared by the conv entries (shaders/conv_common.wgsl: Params).
-    fn params(&self, flags: usize, t: &Tiling) -> Vec<u32> {
+    /// The first words of both kernel sets' convolution parameter blocks (conv_common.wgsl and
+    /// tiled_conv_common.wgsl): batch, cin, cout, h, w, oh, ow, k, stride, pad.
+    pub(super) fn geometry(&self) -> Params {
         Params::new()
             .u(self.batch)
             .u(self.cin)
@@ -105,13 +106,11 @@ impl Conv2dShape {
             .u(self.k)
             .u(self.stride)
             .u(self.pad)
-            .u(flags)
-            .u(t.n_tiles)
-            .u(t.m_tiles)
-            .u(t.ctiles)
-            .u(t.aux.0)
-            .u(t.aux.1)
-            .words()
+    }
+
+    /// Uniform block shared by the conv entries (shaders/conv_common.wgsl: Params).
+    fn params(&self, flags: usize, t: &Tiling) -> Vec<u32> {
+        self.geometry().u(flags).u(t.n_tiles).u(t.m_tiles).u(t.ctiles).u(t.aux.0).u(t.aux.1).words()
     }
 }
 

@@ -18,7 +18,7 @@ use super::conv::{flags, Conv2dShape};
 use super::gemm::{self, Tile};
 use super::matmul::MatmulShape;
 use super::rename_operands;
-use crate::runtime::kernels::{grid, KernelCall, Params};
+use crate::runtime::kernels::{grid, KernelCall};
 use crate::runtime::Family;
 
 /// Split-K aims for this many workgroups: enough to occupy every multiprocessor of a large GPU.
@@ -34,24 +34,7 @@ pub fn is_dense(s: &Conv2dShape) -> bool {
 }
 
 fn params(s: &Conv2dShape, flags: usize, split: (usize, usize), class: [usize; 3]) -> Vec<u32> {
-    Params::new()
-        .u(s.batch)
-        .u(s.cin)
-        .u(s.cout)
-        .u(s.h)
-        .u(s.w)
-        .u(s.out_h())
-        .u(s.out_w())
-        .u(s.k)
-        .u(s.stride)
-        .u(s.pad)
-        .u(flags)
-        .u(split.0)
-        .u(split.1)
-        .u(class[0])
-        .u(class[1])
-        .u(class[2])
-        .words()
+    s.geometry().u(flags).u(split.0).u(split.1).u(class[0]).u(class[1]).u(class[2]).words()
 }
 
 fn gemm_call(

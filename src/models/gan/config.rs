@@ -3,7 +3,7 @@
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
-/// Which of the seeds' GANs.
+/// Which GAN architecture.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Arch {

@@ -1,4 +1,4 @@
-//! The seeds' DCGAN on 1×32×32 images in [−1, 1] (z = 100, BCE, Adam 2e-4 with β = (0.5, 0.999)).
+//! The DCGAN on 1×32×32 images in [−1, 1] (z = 100, BCE, Adam 2e-4 with β = (0.5, 0.999)).
 //!
 //! One training iteration is two graphs replayed in one submit: the discriminator step (a real and a
 //! generated batch, G frozen) and the generator step (the same noise through G and a frozen D, with

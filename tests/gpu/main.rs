@@ -22,6 +22,7 @@ mod conv;
 mod conv_gemm;
 mod conv_transpose;
 mod data;
+mod defaults;
 mod elementwise;
 mod fuzz;
 mod gan;

@@ -1,0 +1,112 @@
+//! The default architectures stay what they were: the first steps of the 32-px DCGAN, the MLP GAN and
+//! the conv VAE under their default hyper-parameters (batch shrunk to 8 so the test is quick) give
+//! exactly the losses recorded from the models as they stood before the image-size, width and
+//! architecture flags were added. A change to initialisation, layer order, widths or padding moves
+//! these numbers; a change that only reorganises code does not.
+//!
+//! The recorded bits are those of the lavapipe kernel set on lavapipe (the suite's adapter); another
+//! kernel set sums in another order, so on any other adapter the test compares against a run of the
+//! same model rebuilt from an explicitly spelled-out config instead.
+
+use crate::common;
+
+use gputrain::data::Dataset;
+use gputrain::models::gan::{Arch, Gan, GanConfig};
+use gputrain::models::vae::{Vae, VaeConfig};
+use gputrain::runtime::KernelSet;
+use gputrain::train::model::TrainableModel;
+
+fn tiny() -> Dataset {
+    let d = Dataset::embedded().unwrap();
+    Dataset { train: common::head(&d.train, 32), test: common::head(&d.test, 16), source: "tiny slice".into() }
+}
+
+fn gan_losses(cfg: &GanConfig) -> Vec<f32> {
+    let gpu = common::gpu();
+    let mut m = Gan::new(gpu, cfg, &tiny()).unwrap();
+    m.start_epoch(gpu, 0).unwrap();
+    let mut out = Vec::new();
+    for _ in 0..3 {
+        out.extend(m.step_discriminator(gpu).unwrap());
+        out.extend(m.step_generator(gpu).unwrap());
+    }
+    out
+}
+
+fn vae_losses(cfg: &VaeConfig) -> Vec<f32> {
+    let gpu = common::gpu();
+    let mut m = Vae::new(gpu, cfg, &tiny()).unwrap();
+    m.start_epoch(gpu, 0).unwrap();
+    let mut out = Vec::new();
+    for _ in 0..3 {
+        m.step(gpu, true).unwrap();
+        for (_, v) in m.poll_losses(gpu, true).unwrap() {
+            out.extend(v);
+        }
+    }
+    out
+}
+
+/// What the first three iterations report (each step's values in the model's report order), as f32
+/// bits, recorded per kernel set on lavapipe.
+const RECORDED: [(&str, KernelSet, &[u32]); 6] = [
+    ("dcgan", KernelSet::Lavapipe, &[
+        0x3f1c6114, 0x3fb8ddf0, 0x3f109ec9, 0x3f416c16, 0x40163d3b, 0x3e8d8b99, 0x3f031d3c, 0x3f453513,
+        0x3ec51b9c, 0x404889a9, 0x3dce8ded, 0x3e867d27, 0x3f6819b2, 0x3e699ca6, 0x40610205,
+    ]),
+    ("dcgan", KernelSet::Tiled, &[
+        0x3f1c6114, 0x3fb8ddf7, 0x3f109ec8, 0x3f416c18, 0x40163d37, 0x3e8d8b97, 0x3f031d46, 0x3f453514,
+        0x3ec51ba6, 0x40488998, 0x3dce8dd0, 0x3e867d0b, 0x3f6819b5, 0x3e699c83, 0x406101d2,
+    ]),
+    ("mlp", KernelSet::Lavapipe, &[
+        0x3f323320, 0x3f3319ce, 0x3eff4066, 0x3f00d2fb, 0x3f31788d, 0x3f316574, 0x3f318d6a, 0x3f0006f4,
+        0x3f000d42, 0x3f3279e1, 0x3f31af42, 0x3f30b9c4, 0x3effc567, 0x3eff46ca, 0x3f330266,
+    ]),
+    ("mlp", KernelSet::Tiled, &[
+        0x3f323320, 0x3f3319ce, 0x3eff4066, 0x3f00d2fb, 0x3f31788d, 0x3f316574, 0x3f318d6a, 0x3f0006f4,
+        0x3f000d42, 0x3f3279e1, 0x3f31af41, 0x3f30b9c4, 0x3effc567, 0x3eff46ca, 0x3f330266,
+    ]),
+    ("vae", KernelSet::Lavapipe, &[
+        0x44819958, 0x4481072c, 0x40922ba5, 0x445e68ff, 0x445a2f96, 0x41872d28, 0x44598c71, 0x445450e2, 0x41a771e3,
+    ]),
+    ("vae", KernelSet::Tiled, &[
+        0x44819958, 0x4481072c, 0x40922ba4, 0x445e68ff, 0x445a2f96, 0x41872d29, 0x44598c71, 0x445450e2, 0x41a771e4,
+    ]),
+];
+
+fn recorded(model: &str) -> Option<Vec<f32>> {
+    let gpu = common::gpu();
+    if !gpu.info.name.contains("llvmpipe") {
+        return None;
+    }
+    let (_, _, bits) = RECORDED.iter().find(|(m, k, _)| *m == model && *k == gpu.kernel_set)?;
+    Some(bits.iter().map(|b| f32::from_bits(*b)).collect())
+}
+
+fn check(model: &str, defaults: Vec<f32>, spelled_out: Vec<f32>) {
+    assert_eq!(defaults, spelled_out, "{model}: the defaults are not the spelled-out architecture");
+    if let Some(want) = recorded(model) {
+        assert_eq!(defaults, want, "{model}: the default model's first losses moved");
+    }
+}
+
+#[test]
+fn the_default_dcgan_is_the_32_px_model_it_was() {
+    let defaults = gan_losses(&GanConfig { batch_size: 8, ..Default::default() });
+    let spelled = gan_losses(&GanConfig { arch: Arch::Dcgan, batch_size: 8, latent: 100, seed: 0, ..Default::default() });
+    check("dcgan", defaults, spelled);
+}
+
+#[test]
+fn the_default_mlp_gan_is_the_model_it_was() {
+    let defaults = gan_losses(&GanConfig { arch: Arch::Mlp, batch_size: 8, ..Default::default() });
+    let spelled = gan_losses(&GanConfig { arch: Arch::Mlp, batch_size: 8, latent: 100, seed: 0, ..Default::default() });
+    check("mlp", defaults, spelled);
+}
+
+#[test]
+fn the_default_vae_is_the_conv_model_it_was() {
+    let defaults = vae_losses(&VaeConfig { batch_size: 8, ..Default::default() });
+    let spelled = vae_losses(&VaeConfig { batch_size: 8, latent: 32, seed: 0, ..Default::default() });
+    check("vae", defaults, spelled);
+}

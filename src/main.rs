@@ -50,7 +50,7 @@ enum Command {
 #[derive(Subcommand)]
 enum TrainCmd {
     /// The convolutional VAE (Fashion-MNIST, 1×32×32).
-    Vae(TrainArgs),
+    Vae(cli::vae::TrainVae),
     /// The DCGAN (Fashion-MNIST, 1×32×32 in [−1, 1]).
     Gan(cli::gan::TrainGan),
     /// The Fashion-MNIST classifier whose features score the GAN (IS, FID); default 3 epochs.

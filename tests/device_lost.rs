@@ -86,7 +86,8 @@ fn a_lost_device_ends_the_run_with_a_message_and_a_usable_checkpoint() {
     let gpu = Gpu::new(BackendChoice::resolve(None).unwrap()).unwrap();
     let d = Dataset::embedded().unwrap();
     let data = Dataset { train: common::head(&d.train, 32), test: common::head(&d.test, 8), source: "slice".into() };
-    let vae = Vae::new(&gpu, &VaeConfig { batch_size: 8, lr: 1e-3, latent: 4, seed: 0 }, &data).unwrap();
+    let vae = Vae::new(&gpu, &VaeConfig { batch_size: 8, lr: 1e-3, latent: 4, seed: 0, ..Default::default() }, &data)
+        .unwrap();
     // 4 steps per epoch: epochs 1 and 2 complete with checkpoints, the device goes during epoch 3.
     let mut model = Doomed { vae, gpu: &gpu, lose_at: 9 };
     let tmp = tempfile::tempdir().unwrap();

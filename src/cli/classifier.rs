@@ -34,15 +34,16 @@ pub fn train(a: TrainArgs, backend: BackendChoice, gpu: impl Fn() -> Result<Gpu>
     c.lr = a.lr.unwrap_or(c.lr);
     c.seed = a.seed.unwrap_or(c.seed);
     c.validate()?;
+    let data = a.load_data(&from, Some(28), c.seed)?;
     let settings = settings_of("classifier", &c)?;
-    train_model(a, &from, settings, 3, backend, gpu, |gpu, data| {
+    train_model(a, &from, settings, 3, backend, gpu, data, |gpu, data| {
         Ok(Box::new(Classifier::new(gpu, &c, data)?) as Box<dyn TrainableModel>)
     })
 }
 
 pub fn eval(a: EvalClassifier, gpu: impl Fn() -> Result<Gpu>) -> Result<()> {
     let settings = checkpoint_settings(&a.checkpoint).context("--checkpoint")?;
-    let data = load_data(a.data.as_deref(), &settings)?;
+    let data = load_data(a.data.as_deref(), &settings, Some(28))?;
     let gpu = gpu()?;
     let mut model = Classifier::new(&gpu, &config_from_settings(&settings)?, &data)?;
     let e = run::evaluate_checkpoint(&gpu, &mut model, &a.checkpoint)?;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
-use gputrain::models::gan::{Arch, Gan, GanConfig};
+use gputrain::models::gan::{Arch, Gan, GanConfig, DCGAN_SIDES};
 use gputrain::runtime::{BackendChoice, Gpu};
 use gputrain::scores::{real_images, FeatureNet, Scorer};
 use gputrain::train::model::TrainableModel;
@@ -17,10 +17,16 @@ use super::train::{checkpoint_settings, config_from_settings, load_data, setting
 pub struct TrainGan {
     #[command(flatten)]
     common: TrainArgs,
-    /// dcgan (transposed convolutions, 32×32) or mlp (fully connected G, conv + max-pool D, 28×28)
-    /// [default: dcgan, or the resumed checkpoint's].
+    /// dcgan (PyTorch `examples/dcgan`, 32×32 or 64×64 by --image-size) or mlp (fully connected G,
+    /// conv + max-pool D, 28×28) [default: dcgan, or the resumed checkpoint's].
     #[arg(long)]
     arch: Option<String>,
+    /// Width of the DCGAN generator's last hidden layer; earlier layers double it [default: 64].
+    #[arg(long, value_name = "N")]
+    ngf: Option<usize>,
+    /// Width of the DCGAN discriminator's first layer; later layers double it [default: 64].
+    #[arg(long, value_name = "N")]
+    ndf: Option<usize>,
     /// One-sided label smoothing: the discriminator's target for real images (e.g. 0.9) [default: 1].
     #[arg(long, value_name = "REAL_LABEL")]
     label_smoothing: Option<f64>,
@@ -57,7 +63,7 @@ pub struct SampleGan {
 }
 
 pub fn train(a: TrainGan, backend: BackendChoice, gpu: impl Fn() -> Result<Gpu>) -> Result<()> {
-    let TrainGan { common: a, arch, label_smoothing, score_samples } = a;
+    let TrainGan { common: a, arch, ngf, ndf, label_smoothing, score_samples } = a;
     let from = a.resumed_settings()?;
     let mut c: GanConfig = config_from_settings(&from)?;
     if let Some(arch) = arch {
@@ -68,9 +74,20 @@ pub fn train(a: TrainGan, backend: BackendChoice, gpu: impl Fn() -> Result<Gpu>)
     c.latent = a.latent.unwrap_or(c.latent);
     c.seed = a.seed.unwrap_or(c.seed);
     c.real_label = label_smoothing.unwrap_or(c.real_label);
+    c.ngf = ngf.unwrap_or(c.ngf);
+    c.ndf = ndf.unwrap_or(c.ndf);
+    // The DCGAN's size: the flag, else the resumed run's, else what the data has (64 for a folder),
+    // with 28×28 IDX data padded to 32 as always.
+    let size = match c.arch {
+        Arch::Dcgan => a.image_size.or((!from.is_null()).then_some(c.image_size)),
+        Arch::Mlp => Some(c.side()),
+    };
+    let data = a.load_data(&from, size, c.seed)?;
+    let found = data.data.train.h;
+    c.image_size = size.unwrap_or(if DCGAN_SIDES.contains(&found) { found } else { GanConfig::default().image_size });
     c.validate()?;
     let settings = settings_of("gan", &c)?;
-    train_model(a, &from, settings, 5, backend, gpu, |gpu, data| {
+    train_model(a, &from, settings, 5, backend, gpu, data, |gpu, data| {
         let mut gan = Gan::new(gpu, &c, data)?;
         if score_samples > 0 && data.test.h == 28 && data.test.w == 28 {
             let real = real_images(&data.test, score_samples);
@@ -86,9 +103,10 @@ pub fn eval(a: EvalGan, gpu: impl Fn() -> Result<Gpu>) -> Result<()> {
         bail!("--samples {}: need at least 2 images for a covariance", a.samples);
     }
     let settings = checkpoint_settings(&a.checkpoint).context("--checkpoint")?;
-    let data = load_data(a.data.as_deref(), &settings)?;
+    let c: GanConfig = config_from_settings(&settings)?;
+    let data = load_data(a.data.as_deref(), &settings, Some(c.side()))?;
     let gpu = gpu()?;
-    let mut gan = Gan::new(&gpu, &config_from_settings(&settings)?, &data)?;
+    let mut gan = Gan::new(&gpu, &c, &data)?;
     if gan.channels() != 1 || data.test.h != 28 {
         bail!(
             "{}: IS and FID use a Fashion-MNIST classifier, so they need 1×28×28 data; for this {}-channel model \
@@ -104,7 +122,7 @@ pub fn eval(a: EvalGan, gpu: impl Fn() -> Result<Gpu>) -> Result<()> {
         println!("note: the test set has {n} images, so {n} generated images are scored against them");
     }
     let mut scorer = Scorer::new(&gpu, FeatureNet::embedded(&gpu)?, &real)?;
-    let s = scorer.score_generated(&gpu, &gan.generate_many(&gpu, n, 0)?, gan.arch().side())?;
+    let s = scorer.score_generated(&gpu, &gan.generate_many(&gpu, n, 0)?, gan.side())?;
     // The ceiling: real training images scored exactly as the generated ones are.
     let ceiling = scorer.score(&gpu, &real_images(&data.train, n))?;
     println!("generated ({n} images): IS {:.3}  FID {:.3}", s.inception_score, s.fid);
@@ -122,9 +140,10 @@ pub fn sample(a: SampleGan, gpu: impl Fn() -> Result<Gpu>) -> Result<()> {
         bail!("--n {}: must be between 1 and 64", a.n);
     }
     let settings = checkpoint_settings(&a.checkpoint).context("--checkpoint")?;
-    let data = load_data(None, &settings)?;
+    let c: GanConfig = config_from_settings(&settings)?;
+    let data = load_data(None, &settings, Some(c.side()))?;
     let gpu = gpu()?;
-    let mut model = Gan::new(&gpu, &config_from_settings(&settings)?, &data)?;
+    let mut model = Gan::new(&gpu, &c, &data)?;
     run::load_checkpoint(&gpu, &mut model, &a.checkpoint)?;
     use rand::SeedableRng;
     let mut rng = rand::rngs::StdRng::seed_from_u64(a.seed);

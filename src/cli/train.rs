@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use gputrain::data::Dataset;
+use gputrain::data::{Dataset, LoadOptions};
 use gputrain::runtime::{BackendChoice, Gpu};
 use gputrain::train::checkpoint;
 use gputrain::train::model::TrainableModel;
@@ -38,10 +38,20 @@ pub struct TrainArgs {
     /// Seed of initialisation, shuffling and noise [default: 0].
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Directory with the (Fashion-)MNIST IDX files [default: /usr/share/datasets/fashion-mnist, else the
-    /// embedded subset].
+    /// Directory with (Fashion-)MNIST IDX files, CIFAR-10 binary batches, or image files (searched
+    /// recursively) [default: /usr/share/datasets/fashion-mnist, else the embedded subset].
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
+    /// Side a folder's images are cropped and resized to; for `train gan` also the DCGAN's size (32 or
+    /// 64) [default: gan 64 for a folder, 32 otherwise; the VAEs use their own size].
+    #[arg(long, value_name = "N")]
+    pub image_size: Option<usize>,
+    /// Channels of a folder's images, 1 or 3 [default: 3 unless every image is greyscale].
+    #[arg(long, value_name = "C", value_parser = clap::value_parser!(u8).range(1..=3))]
+    pub channels: Option<u8>,
+    /// Share of a folder's images held out for testing, chosen by --seed [default: 0.05].
+    #[arg(long, value_name = "F")]
+    pub test_fraction: Option<f64>,
     /// Run directory [default: runs/<model>-<timestamp>, or the resumed checkpoint's run].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -94,16 +104,61 @@ pub fn settings_of(model: &str, config: &impl Serialize) -> Result<Value> {
     Ok(settings)
 }
 
-/// `--data` if given, else the directory the checkpoint's run used (if it still exists), else the usual lookup.
-pub fn load_data(flag: Option<&Path>, settings: &Value) -> Result<Dataset> {
+/// The loader options a run used, from its settings (defaults for what they lack).
+fn load_options(settings: &Value, image_size: Option<usize>) -> LoadOptions {
+    let d = LoadOptions::default();
+    LoadOptions {
+        image_size,
+        channels: settings.get("channels").and_then(Value::as_u64).map(|c| c as usize),
+        test_fraction: settings.get("test_fraction").and_then(Value::as_f64).unwrap_or(d.test_fraction),
+        seed: settings.get("seed").and_then(Value::as_u64).unwrap_or(d.seed),
+    }
+}
+
+/// For `eval` and `sample`: `--data` if given, else the directory the checkpoint's run used (if it still
+/// exists), else the usual lookup; a folder is loaded as the run loaded it.
+pub fn load_data(flag: Option<&Path>, settings: &Value, image_size: Option<usize>) -> Result<Dataset> {
     let trained_on = settings.get("data").and_then(Value::as_str).map(PathBuf::from).filter(|d| d.is_dir());
-    let data = Dataset::load(flag.or(trained_on.as_deref()))?;
+    let data = Dataset::load(flag.or(trained_on.as_deref()), &load_options(settings, image_size))?;
     println!("data: {}", data.source);
     Ok(data)
 }
 
-/// The run shared by every model: dataset lookup, settings record, run directory, Ctrl-C, summary.
-/// `settings` holds the model's hyper-parameters; the run's own flags are added here.
+/// A training run's dataset, before its model is built (the GAN's default size depends on it).
+pub struct TrainData {
+    pub data: Dataset,
+    dir: Option<PathBuf>,
+    options: LoadOptions,
+}
+
+impl TrainArgs {
+    /// Loads `--data` (else the resumed run's directory, else the usual lookup) with the folder options
+    /// of the flags, else the resumed run's; `image_size` is the model's side where it has one.
+    pub fn load_data(&self, from: &Value, image_size: Option<usize>, seed: u64) -> Result<TrainData> {
+        if let Some(f) = self.test_fraction {
+            if !(f > 0.0 && f < 1.0) {
+                bail!("--test-fraction {f}: must be between 0 and 1, e.g. 0.05");
+            }
+        }
+        let resumed = load_options(from, image_size);
+        let options = LoadOptions {
+            image_size,
+            channels: self.channels.map(usize::from).or(resumed.channels),
+            test_fraction: self.test_fraction.unwrap_or(resumed.test_fraction),
+            seed,
+        };
+        if let Some(c) = options.channels.filter(|c| *c == 2) {
+            bail!("--channels {c}: must be 1 (greyscale) or 3 (RGB)");
+        }
+        let dir = self.data.clone().or(from.get("data").and_then(Value::as_str).map(PathBuf::from));
+        let data = Dataset::load(dir.as_deref(), &options)?;
+        Ok(TrainData { data, dir, options })
+    }
+}
+
+/// The run shared by every model: settings record, run directory, Ctrl-C, summary. `settings` holds
+/// the model's hyper-parameters; the run's own flags are added here.
+#[allow(clippy::too_many_arguments)]
 pub fn train_model(
     a: TrainArgs,
     from: &Value,
@@ -111,6 +166,7 @@ pub fn train_model(
     default_epochs: u64,
     backend: BackendChoice,
     gpu: impl Fn() -> Result<Gpu>,
+    data: TrainData,
     build: impl FnOnce(&Gpu, &Dataset) -> Result<Box<dyn TrainableModel>>,
 ) -> Result<()> {
     if !(a.checkpoint_minutes.is_finite() && a.checkpoint_minutes >= 0.0) {
@@ -118,12 +174,13 @@ pub fn train_model(
     }
     let checkpoint_every = (a.checkpoint_minutes > 0.0).then(|| Duration::from_secs_f64(a.checkpoint_minutes * 60.0));
     let epochs = a.epochs.or(from.get("epochs").and_then(Value::as_u64)).unwrap_or(default_epochs);
-    let data_dir = a.data.clone().or(from.get("data").and_then(Value::as_str).map(PathBuf::from));
-    let data = Dataset::load(data_dir.as_deref())?;
+    let TrainData { data, dir: data_dir, options } = data;
     let extra = json!({
         "epochs": epochs,
         "data": data_dir.as_ref().map(|d| d.display().to_string()),
         "dataset": data.source,
+        "channels": options.channels,
+        "test_fraction": options.test_fraction,
         "max_steps": a.max_steps,
         "log_every": a.log_every,
         "backend": backend.to_string(),

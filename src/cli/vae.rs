@@ -5,12 +5,25 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
-use gputrain::models::vae::{Vae, VaeConfig};
+use gputrain::models::vae::{Vae, VaeArch, VaeConfig};
 use gputrain::runtime::{BackendChoice, Gpu};
 use gputrain::train::model::TrainableModel;
 use gputrain::train::run;
 
 use super::train::{checkpoint_settings, config_from_settings, load_data, settings_of, train_model, TrainArgs};
+
+#[derive(Args)]
+pub struct TrainVae {
+    #[command(flatten)]
+    common: TrainArgs,
+    /// conv (strided convolutions with batchnorm, 32×32) or mlp (PyTorch `examples/vae`: fully
+    /// connected, 28×28) [default: conv, or the resumed checkpoint's].
+    #[arg(long)]
+    arch: Option<String>,
+    /// The MLP VAE's hidden widths, e.g. 400 or 128,64 [default: 400].
+    #[arg(long, value_name = "N,…", value_delimiter = ',')]
+    hidden: Option<Vec<usize>>,
+}
 
 #[derive(Args)]
 pub struct EvalVae {
@@ -46,25 +59,37 @@ pub struct SampleVae {
     data: Option<PathBuf>,
 }
 
-pub fn train(a: TrainArgs, backend: BackendChoice, gpu: impl Fn() -> Result<Gpu>) -> Result<()> {
+pub fn train(a: TrainVae, backend: BackendChoice, gpu: impl Fn() -> Result<Gpu>) -> Result<()> {
+    let TrainVae { common: a, arch, hidden } = a;
     let from = a.resumed_settings()?;
     let mut c: VaeConfig = config_from_settings(&from)?;
+    if let Some(arch) = arch {
+        c.arch = VaeArch::parse(&arch)?;
+    }
     c.batch_size = a.batch_size.unwrap_or(c.batch_size);
     c.lr = a.lr.unwrap_or(c.lr);
-    c.latent = a.latent.unwrap_or(c.latent);
+    let latent = if from.is_null() { c.arch.default_latent() } else { c.latent };
+    c.latent = a.latent.unwrap_or(latent);
     c.seed = a.seed.unwrap_or(c.seed);
+    c.hidden = hidden.unwrap_or(c.hidden);
     c.validate()?;
+    let side = c.arch.side();
+    if let Some(s) = a.image_size.filter(|s| *s != side) {
+        bail!("--image-size {s}: the {} VAE works on {side}×{side} images", c.arch.name());
+    }
+    let data = a.load_data(&from, Some(side), c.seed)?;
     let settings = settings_of("vae", &c)?;
-    train_model(a, &from, settings, 10, backend, gpu, |gpu, data| {
+    train_model(a, &from, settings, 10, backend, gpu, data, |gpu, data| {
         Ok(Box::new(Vae::new(gpu, &c, data)?) as Box<dyn TrainableModel>)
     })
 }
 
 pub fn eval(a: EvalVae, gpu: impl Fn() -> Result<Gpu>) -> Result<()> {
     let settings = checkpoint_settings(&a.checkpoint).context("--checkpoint")?;
-    let data = load_data(a.data.as_deref(), &settings)?;
+    let c: VaeConfig = config_from_settings(&settings)?;
+    let data = load_data(a.data.as_deref(), &settings, Some(c.arch.side()))?;
     let gpu = gpu()?;
-    let mut model = Vae::new(&gpu, &config_from_settings(&settings)?, &data)?;
+    let mut model = Vae::new(&gpu, &c, &data)?;
     let eval = run::evaluate_checkpoint(&gpu, &mut model, &a.checkpoint)?;
     let f = |k: &str| eval.get(k).map(|v| format!("{v:.3}")).unwrap_or_else(|| "?".into());
     println!("test set: recon {}  KL {}  negative ELBO {} nats/image", f("recon"), f("kl"), f("neg_elbo"));
@@ -78,7 +103,8 @@ pub fn sample(a: SampleVae, gpu: impl Fn() -> Result<Gpu>) -> Result<()> {
     }
     let out = a.out.unwrap_or_else(|| PathBuf::from(if a.interpolate { "interpolation.png" } else { "samples.png" }));
     let settings = checkpoint_settings(&a.checkpoint).context("--checkpoint")?;
-    let data = load_data(a.data.as_deref(), &settings)?;
+    let c: VaeConfig = config_from_settings(&settings)?;
+    let data = load_data(a.data.as_deref(), &settings, Some(c.arch.side()))?;
     if a.interpolate {
         for (flag, i) in [("--from", a.from), ("--to", a.to)] {
             if i >= data.test.n {
@@ -87,7 +113,7 @@ pub fn sample(a: SampleVae, gpu: impl Fn() -> Result<Gpu>) -> Result<()> {
         }
     }
     let gpu = gpu()?;
-    let mut model = Vae::new(&gpu, &config_from_settings(&settings)?, &data)?;
+    let mut model = Vae::new(&gpu, &c, &data)?;
     run::load_checkpoint(&gpu, &mut model, &a.checkpoint)?;
     let latent = model.latent();
     let z: Vec<f32> = if a.interpolate {

@@ -18,6 +18,24 @@ const EMBEDDED: [(&str, &[u8]); 4] = [
     ("t10k-labels-idx1-ubyte.gz", include_bytes!("../../assets/fashion-mnist-subset/t10k-labels-idx1-ubyte.gz")),
 ];
 
+/// How a folder of image files becomes a dataset (IDX and CIFAR-10 directories ignore it).
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    /// Side of the square images a folder is brought to; None: 64.
+    pub image_size: Option<usize>,
+    /// 1 or 3; None: 3 unless every image of the folder is greyscale.
+    pub channels: Option<usize>,
+    /// Share of a folder's images held out as the test split, fixed by `seed`.
+    pub test_fraction: f64,
+    pub seed: u64,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions { image_size: None, channels: None, test_fraction: 0.05, seed: 0 }
+    }
+}
+
 /// The training and test splits and a description of where they came from.
 #[derive(Debug, Clone)]
 pub struct Dataset {
@@ -31,7 +49,7 @@ impl Dataset {
     /// Looks up the dataset in order: `data_dir` if given (a failure there is an error, never a silent
     /// fallback), else [`DEBIAN_DIR`] if any of its files exist (a broken file there is an error too, so a
     /// damaged install is not mistaken for the small subset), else the embedded subset.
-    pub fn load(data_dir: Option<&Path>) -> Result<Dataset> {
+    pub fn load(data_dir: Option<&Path>, _opts: &LoadOptions) -> Result<Dataset> {
         if let Some(dir) = data_dir {
             return Dataset::from_dir(dir).with_context(|| format!("loading --data {}", dir.display()));
         }

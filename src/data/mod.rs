@@ -5,6 +5,6 @@ pub mod dataset;
 pub mod idx;
 pub mod split;
 
-pub use dataset::{Dataset, DEBIAN_DIR};
+pub use dataset::{Dataset, LoadOptions, DEBIAN_DIR};
 pub use idx::{read_images, read_labels, write_idx, IdxError, Images};
-pub use split::Split;
+pub use split::{resize_split, Split};

@@ -6,9 +6,11 @@ pub mod gan;
 pub mod state;
 pub mod vae;
 
+use std::borrow::Cow;
+
 use anyhow::{bail, Result};
 
-use crate::data::{Dataset, Split};
+use crate::data::{resize_split, Dataset, Split};
 use crate::ops::gather::GatherShape;
 
 /// Refuses a learning rate that is not a positive number (the message names the flag).
@@ -19,12 +21,22 @@ pub fn check_lr(lr: f64) -> Result<()> {
     Ok(())
 }
 
-/// Side of the square images the convolutional models work on.
+/// Side of the conv VAE's (and the default DCGAN's) square images.
 pub const SIDE: usize = 32;
 
-/// (channels, padding per side) that bring `data`'s images to 32×32: 28×28 (MNIST, Fashion-MNIST) are
-/// padded by 2, 32×32 (CIFAR-10) used as they are.
-pub fn image_geometry(data: &Dataset, model: &str) -> Result<(usize, usize)> {
+/// A dataset as a model with `side`×`side` inputs reads it.
+pub struct Fitted<'a> {
+    /// The images, resized on the host when they came at another size.
+    pub data: Cow<'a, Dataset>,
+    pub channels: usize,
+    /// Pixels of background the batch gather adds on each side.
+    pub pad: usize,
+}
+
+/// Brings `data` to `side`×`side` for `model`: images already that size are used as they are, 28×28
+/// (MNIST, Fashion-MNIST) under a 32-px model is padded by 2 with the background value as the
+/// reference scripts do, and any other size is centre-cropped and resized once on the host.
+pub fn fit_images<'a>(data: &'a Dataset, model: &str, side: usize) -> Result<Fitted<'a>> {
     let (tr, te) = (&data.train, &data.test);
     if (tr.channels, tr.h, tr.w) != (te.channels, te.h, te.w) {
         bail!(
@@ -38,16 +50,22 @@ pub fn image_geometry(data: &Dataset, model: &str) -> Result<(usize, usize)> {
             te.w
         );
     }
-    if tr.h != tr.w || !(tr.h == 28 || tr.h == SIDE) || !(tr.channels == 1 || tr.channels == 3) {
-        bail!(
-            "the {model} needs 28×28 or 32×32 images with 1 or 3 channels; {} has {}×{}×{}",
-            data.source,
-            tr.channels,
-            tr.h,
-            tr.w
-        );
+    if !(tr.channels == 1 || tr.channels == 3) {
+        bail!("the {model} needs images with 1 or 3 channels; {} has {}", data.source, tr.channels);
     }
-    Ok((tr.channels, (SIDE - tr.h) / 2))
+    let channels = tr.channels;
+    if (tr.h, tr.w) == (side, side) {
+        return Ok(Fitted { data: Cow::Borrowed(data), channels, pad: 0 });
+    }
+    if (tr.h, tr.w, side) == (28, 28, 32) {
+        return Ok(Fitted { data: Cow::Borrowed(data), channels, pad: 2 });
+    }
+    let resized = Dataset {
+        train: resize_split(tr, side),
+        test: resize_split(te, side),
+        source: format!("{} resized to {side}×{side}", data.source),
+    };
+    Ok(Fitted { data: Cow::Owned(resized), channels, pad: 0 })
 }
 
 /// The first `count` of a shuffle of 0..n that depends only on (seed, epoch), so a resumed run sees the

@@ -1,4 +1,5 @@
-//! The convolutional VAE (z = 32 by default) on 1×32×32 images in [0, 1].
+//! The VAEs on images in [0, 1]: the convolutional VAE (z = 32 by default) on 32×32 images, and the
+//! fully connected VAE of PyTorch's `examples/vae` (784-400-20) on unpadded 28×28 images.
 //!
 //! Four graphs share one parameter store: the training step (batch statistics, backward, Adam), the
 //! test-set evaluation (running statistics), an encoder for chosen test images and a decoder for
@@ -25,26 +26,71 @@ use crate::train::model::{Evaluation, ImageBatch, TrainableModel};
 /// Counter slots: 0 is the training step; 1 indexes evaluation batches.
 const EVAL_SLOT: usize = 1;
 use super::SIDE;
+/// Side of the fully connected VAE's images (`examples/vae`'s unpadded 28×28).
+pub const MLP_SIDE: usize = 28;
 /// Grid sizes for samples and reconstructions written each epoch.
 const SAMPLES: usize = 64;
 const RECONS: usize = 8;
 /// Most test images `encode_test` takes at once.
 const ENCODE: usize = 8;
 
+/// Which VAE.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VaeArch {
+    /// Three stride-2 convolutions with batchnorm down to 128×4×4, transposed convolutions back, 32×32.
+    Conv,
+    /// PyTorch `examples/vae`: fully connected, ReLU hidden layers (`hidden`), 28×28 unpadded.
+    Mlp,
+}
+
+impl VaeArch {
+    pub fn parse(s: &str) -> Result<VaeArch> {
+        match s {
+            "conv" => Ok(VaeArch::Conv),
+            "mlp" => Ok(VaeArch::Mlp),
+            _ => bail!("--arch {s}: expected conv or mlp"),
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            VaeArch::Conv => "conv",
+            VaeArch::Mlp => "mlp",
+        }
+    }
+    /// Side of the images this VAE reads and writes.
+    pub fn side(self) -> usize {
+        match self {
+            VaeArch::Conv => SIDE,
+            VaeArch::Mlp => MLP_SIDE,
+        }
+    }
+    /// `--latent` when none is given: 32 for the conv VAE, `examples/vae`'s 20 for the MLP.
+    pub fn default_latent(self) -> usize {
+        match self {
+            VaeArch::Conv => 32,
+            VaeArch::Mlp => 20,
+        }
+    }
+}
+
 /// The VAE's hyper-parameters: what `train vae` takes, config.json records and `--resume` reads back.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct VaeConfig {
+    pub arch: VaeArch,
     pub batch_size: usize,
     /// Adam's learning rate, kept as given (f64) so that config.json prints it so; Adam runs in f32.
     pub lr: f64,
     pub latent: usize,
     pub seed: u64,
+    /// The MLP VAE's hidden widths, from the image inwards (the decoder mirrors them).
+    pub hidden: Vec<usize>,
 }
 
 impl Default for VaeConfig {
     fn default() -> Self {
-        VaeConfig { batch_size: 128, lr: 1e-3, latent: 32, seed: 0 }
+        VaeConfig { arch: VaeArch::Conv, batch_size: 128, lr: 1e-3, latent: 32, seed: 0, hidden: vec![400] }
     }
 }
 
@@ -57,6 +103,12 @@ impl VaeConfig {
         if self.latent == 0 {
             bail!("--latent must be at least 1");
         }
+        if self.hidden.is_empty() || self.hidden.contains(&0) {
+            bail!("--hidden {:?}: need one or more widths of at least 1, e.g. 400 or 128,64", self.hidden);
+        }
+        if self.arch == VaeArch::Conv && self.hidden != VaeConfig::default().hidden {
+            bail!("--hidden sets the MLP VAE's layers; add --arch mlp");
+        }
         super::check_lr(self.lr)
     }
 }
@@ -67,8 +119,91 @@ struct Input {
     slot: usize,
 }
 
-/// Encoder → (μ, log σ²). Layer names follow the PyTorch Sequential of the README.
-fn encoder(g: &mut Graph, x: TensorId, latent: usize, training: bool) -> Result<(TensorId, TensorId)> {
+/// Encoder → (μ, log σ²). Layer names follow the PyTorch modules of the README.
+fn encoder(g: &mut Graph, x: TensorId, cfg: &VaeConfig, training: bool) -> Result<(TensorId, TensorId)> {
+    match cfg.arch {
+        VaeArch::Conv => conv_encoder(g, x, cfg.latent, training),
+        VaeArch::Mlp => mlp_encoder(g, x, cfg),
+    }
+}
+
+/// Decoder z → image probabilities.
+fn decoder(g: &mut Graph, z: TensorId, cfg: &VaeConfig, training: bool, channels: usize) -> Result<TensorId> {
+    match cfg.arch {
+        VaeArch::Conv => conv_decoder(g, z, training, channels),
+        VaeArch::Mlp => mlp_decoder(g, z, cfg, channels),
+    }
+}
+
+/// The MLP VAE's layer names: `examples/vae`'s fc1, fc21, fc22, fc3, fc4 with one hidden layer; with
+/// more, `encoder.N` and `decoder.N` Sequentials (Linear, ReLU, …) around fc_mu and fc_logvar.
+struct MlpNames {
+    deep: bool,
+}
+
+impl MlpNames {
+    fn encoder(&self, i: usize) -> String {
+        if self.deep {
+            format!("encoder.{}", 2 * i)
+        } else {
+            "fc1".into()
+        }
+    }
+    fn mu(&self) -> &'static str {
+        if self.deep {
+            "fc_mu"
+        } else {
+            "fc21"
+        }
+    }
+    fn logvar(&self) -> &'static str {
+        if self.deep {
+            "fc_logvar"
+        } else {
+            "fc22"
+        }
+    }
+    fn decoder(&self, i: usize) -> String {
+        match (self.deep, i) {
+            (true, _) => format!("decoder.{}", 2 * i),
+            (false, 0) => "fc3".into(),
+            (false, _) => "fc4".into(),
+        }
+    }
+}
+
+fn mlp_names(cfg: &VaeConfig) -> MlpNames {
+    MlpNames { deep: cfg.hidden.len() > 1 }
+}
+
+fn mlp_encoder(g: &mut Graph, x: TensorId, cfg: &VaeConfig) -> Result<(TensorId, TensorId)> {
+    let names = mlp_names(cfg);
+    let b = g.shape(x)[0];
+    let mut h = g.view(x, &[b, g.len(x) / b])?;
+    for (i, &width) in cfg.hidden.iter().enumerate() {
+        h = nn::linear(g, &names.encoder(i), h, width, WeightInit::Default)?;
+        h = nn::act(g, h, Activation::Relu);
+    }
+    let mu = nn::linear(g, names.mu(), h, cfg.latent, WeightInit::Default)?;
+    let logvar = nn::linear(g, names.logvar(), h, cfg.latent, WeightInit::Default)?;
+    Ok((mu, logvar))
+}
+
+fn mlp_decoder(g: &mut Graph, z: TensorId, cfg: &VaeConfig, channels: usize) -> Result<TensorId> {
+    let names = mlp_names(cfg);
+    let b = g.shape(z)[0];
+    let mut h = z;
+    for (i, &width) in cfg.hidden.iter().rev().enumerate() {
+        h = nn::linear(g, &names.decoder(i), h, width, WeightInit::Default)?;
+        h = nn::act(g, h, Activation::Relu);
+    }
+    let pixels = channels * MLP_SIDE * MLP_SIDE;
+    let h = nn::linear(g, &names.decoder(cfg.hidden.len()), h, pixels, WeightInit::Default)?;
+    let p = nn::act(g, h, Activation::Sigmoid);
+    g.view(p, &[b, channels, MLP_SIDE, MLP_SIDE])
+}
+
+fn conv_encoder(g: &mut Graph, x: TensorId, latent: usize, training: bool) -> Result<(TensorId, TensorId)> {
     let mut h = x;
     for (i, cout) in [(0, 32), (3, 64), (6, 128)] {
         h = nn::conv2d(
@@ -87,8 +222,7 @@ fn encoder(g: &mut Graph, x: TensorId, latent: usize, training: bool) -> Result<
     Ok((mu, logvar))
 }
 
-/// Decoder z → image probabilities.
-fn decoder(g: &mut Graph, z: TensorId, training: bool, channels: usize) -> Result<TensorId> {
+fn conv_decoder(g: &mut Graph, z: TensorId, training: bool, channels: usize) -> Result<TensorId> {
     let b = g.shape(z)[0];
     let h = nn::linear(g, "decoder_fc", z, 128 * 4 * 4, WeightInit::Default)?;
     let h = nn::act(g, h, Activation::Relu);
@@ -114,21 +248,15 @@ fn decoder(g: &mut Graph, z: TensorId, training: bool, channels: usize) -> Resul
 }
 
 /// The full VAE with its two losses; returns (x, recon, mu).
-fn full(
-    g: &mut Graph,
-    input: &Input,
-    latent: usize,
-    training: bool,
-    seed: u64,
-) -> Result<(TensorId, TensorId, TensorId)> {
+fn full(g: &mut Graph, input: &Input, cfg: &VaeConfig, training: bool) -> Result<(TensorId, TensorId, TensorId)> {
     let s = &input.shape;
     let x = nn::gather(g, "images", s, input.slot)?;
     let counters = g.external("counters", &[crate::graph::params::COUNTER_SLOTS]);
-    let (mu, logvar) = encoder(g, x, latent, training)?;
-    let key = RngKey { seed, slot: input.slot, stream: 1 };
-    let eps = nn::random(g, counters, &[s.batch, latent], Distribution::Normal { mean: 0.0, std: 1.0 }, key);
+    let (mu, logvar) = encoder(g, x, cfg, training)?;
+    let key = RngKey { seed: cfg.seed, slot: input.slot, stream: 1 };
+    let eps = nn::random(g, counters, &[s.batch, cfg.latent], Distribution::Normal { mean: 0.0, std: 1.0 }, key);
     let z = nn::reparameterize(g, mu, logvar, eps)?;
-    let recon = decoder(g, z, training, s.channels)?;
+    let recon = decoder(g, z, cfg, training, s.channels)?;
     let bce = nn::bce_sum_per_image(g, recon, x)?;
     let kl = nn::kl_divergence(g, mu, logvar)?;
     g.add_loss("recon", bce);
@@ -156,6 +284,7 @@ pub struct Vae {
     encode_mu: TensorId,
     n_test: usize,
     channels: usize,
+    side: usize,
     sample_z: Vec<f32>,
     _buffers: Vec<GpuBuffer>,
 }
@@ -169,7 +298,8 @@ impl Vae {
     pub fn new(gpu: &Gpu, cfg: &VaeConfig, data: &Dataset) -> Result<Vae> {
         cfg.validate()?;
         let b = cfg.batch_size;
-        let (channels, pad) = super::image_geometry(data, "VAE")?;
+        let fitted = super::fit_images(data, "VAE", cfg.arch.side())?;
+        let (data, channels, pad) = (fitted.data.as_ref(), fitted.channels, fitted.pad);
         if b == 0 || b > data.train.n || b > data.test.n {
             bail!(
                 "--batch-size {b} must be between 1 and the smaller of the training ({}) and test ({}) set sizes",
@@ -184,14 +314,14 @@ impl Vae {
 
         let mut tg = Graph::new(gpu.kernel_set);
         let train_in = Input { shape: gather_shape(&data.train, b, steps_per_epoch, pad), slot: 0 };
-        full(&mut tg, &train_in, cfg.latent, true, cfg.seed)?;
+        full(&mut tg, &train_in, cfg, true)?;
         let specs: Vec<_> = tg.params.iter().collect();
         let store = ParamStore::new(gpu, &specs, cfg.seed)?;
         let train_steps = compile(&mut tg, &store, Mode::Train { adam: &adam, end_of_step: true })?;
 
         let mut eg = Graph::new(gpu.kernel_set);
         let eval_in = Input { shape: gather_shape(&data.test, b, eval_steps, pad), slot: EVAL_SLOT };
-        let (ex, erecon, _) = full(&mut eg, &eval_in, cfg.latent, false, cfg.seed)?;
+        let (ex, erecon, _) = full(&mut eg, &eval_in, cfg, false)?;
         eg.mark_output(ex);
         eg.mark_output(erecon);
         let mut eval_steps_list = compile(&mut eg, &store, Mode::Forward)?;
@@ -199,14 +329,14 @@ impl Vae {
 
         let mut dg = Graph::new(gpu.kernel_set);
         let z = dg.external("z", &[SAMPLES, cfg.latent]);
-        let out = decoder(&mut dg, z, false, channels)?;
+        let out = decoder(&mut dg, z, cfg, false, channels)?;
         dg.mark_output(out);
         let decode_steps = compile(&mut dg, &store, Mode::Forward)?;
 
         let mut ng = Graph::new(gpu.kernel_set);
         let enc_in = Input { shape: gather_shape(&data.test, ENCODE.min(data.test.n), 1, pad), slot: EVAL_SLOT };
         let x = nn::gather(&mut ng, "images", &enc_in.shape, enc_in.slot)?;
-        let (encode_mu, _) = encoder(&mut ng, x, cfg.latent, false)?;
+        let (encode_mu, _) = encoder(&mut ng, x, cfg, false)?;
         ng.mark_output(encode_mu);
         let encode_steps = compile(&mut ng, &store, Mode::Forward)?;
 
@@ -259,6 +389,7 @@ impl Vae {
             encode_mu,
             n_test: data.test.n,
             channels,
+            side: cfg.arch.side(),
             sample_z,
             _buffers: vec![train_images, test_images, test_order],
         })
@@ -275,9 +406,9 @@ impl Vae {
         gpu.write(&self.decode_z, &padded);
         self.decode.step(gpu, false)?;
         let mut data = self.decode.read(gpu, self.decode_out)?;
-        let c = self.channels;
-        data.truncate(n * c * SIDE * SIDE);
-        Ok(ImageBatch { data, nchw: [n, c, SIDE, SIDE], range: (0.0, 1.0) })
+        let (c, side) = (self.channels, self.side);
+        data.truncate(n * c * side * side);
+        Ok(ImageBatch { data, nchw: [n, c, side, side], range: (0.0, 1.0) })
     }
 
     /// μ of the given test images (eval-mode batchnorm), `latent` floats each.
@@ -361,13 +492,13 @@ impl TrainableModel for Vae {
         self.core.store.set_counter(gpu, EVAL_SLOT, 0);
         self.eval.step(gpu, true)?;
         self.eval.poll_losses(gpu, true)?;
-        let px = self.channels * SIDE * SIDE;
+        let px = self.channels * self.side * self.side;
         let x = self.eval.read(gpu, self.eval_recon.0)?;
         let r = self.eval.read(gpu, self.eval_recon.1)?;
         let n = RECONS.min(self.cfg.batch_size);
         let mut data = x[..n * px].to_vec();
         data.extend_from_slice(&r[..n * px]);
-        Ok(Some(ImageBatch { data, nchw: [2 * n, self.channels, SIDE, SIDE], range: (0.0, 1.0) }))
+        Ok(Some(ImageBatch { data, nchw: [2 * n, self.channels, self.side, self.side], range: (0.0, 1.0) }))
     }
 
     fn state(&self, gpu: &Gpu) -> Result<Vec<(String, TensorData)>> {

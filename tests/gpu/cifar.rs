@@ -121,7 +121,8 @@ fn colour_dcgan_and_vae_train_a_few_steps() {
     assert_eq!(png.color(), image::ColorType::Rgb8);
     losses_finite(&tmp.path().join("gan"));
 
-    let mut vae = Vae::new(gpu, &VaeConfig { batch_size: 4, lr: 1e-3, latent: 4, seed: 0 }, &data).unwrap();
+    let mut vae =
+        Vae::new(gpu, &VaeConfig { batch_size: 4, lr: 1e-3, latent: 4, seed: 0, ..Default::default() }, &data).unwrap();
     run::train(gpu, &mut vae, &opts(&tmp.path().join("vae"))).unwrap();
     assert_eq!(vae.reconstructions(gpu).unwrap().unwrap().nchw, [8, 3, 32, 32]);
     losses_finite(&tmp.path().join("vae"));

@@ -12,7 +12,7 @@ use crate::common;
 
 use gputrain::data::Dataset;
 use gputrain::models::gan::{Arch, Gan, GanConfig};
-use gputrain::models::vae::{Vae, VaeConfig};
+use gputrain::models::vae::{Vae, VaeArch, VaeConfig};
 use gputrain::runtime::KernelSet;
 use gputrain::train::model::TrainableModel;
 
@@ -50,28 +50,48 @@ fn vae_losses(cfg: &VaeConfig) -> Vec<f32> {
 /// What the first three iterations report (each step's values in the model's report order), as f32
 /// bits, recorded per kernel set on lavapipe.
 const RECORDED: [(&str, KernelSet, &[u32]); 6] = [
-    ("dcgan", KernelSet::Lavapipe, &[
-        0x3f1c6114, 0x3fb8ddf0, 0x3f109ec9, 0x3f416c16, 0x40163d3b, 0x3e8d8b99, 0x3f031d3c, 0x3f453513,
-        0x3ec51b9c, 0x404889a9, 0x3dce8ded, 0x3e867d27, 0x3f6819b2, 0x3e699ca6, 0x40610205,
-    ]),
-    ("dcgan", KernelSet::Tiled, &[
-        0x3f1c6114, 0x3fb8ddf7, 0x3f109ec8, 0x3f416c18, 0x40163d37, 0x3e8d8b97, 0x3f031d46, 0x3f453514,
-        0x3ec51ba6, 0x40488998, 0x3dce8dd0, 0x3e867d0b, 0x3f6819b5, 0x3e699c83, 0x406101d2,
-    ]),
-    ("mlp", KernelSet::Lavapipe, &[
-        0x3f323320, 0x3f3319ce, 0x3eff4066, 0x3f00d2fb, 0x3f31788d, 0x3f316574, 0x3f318d6a, 0x3f0006f4,
-        0x3f000d42, 0x3f3279e1, 0x3f31af42, 0x3f30b9c4, 0x3effc567, 0x3eff46ca, 0x3f330266,
-    ]),
-    ("mlp", KernelSet::Tiled, &[
-        0x3f323320, 0x3f3319ce, 0x3eff4066, 0x3f00d2fb, 0x3f31788d, 0x3f316574, 0x3f318d6a, 0x3f0006f4,
-        0x3f000d42, 0x3f3279e1, 0x3f31af41, 0x3f30b9c4, 0x3effc567, 0x3eff46ca, 0x3f330266,
-    ]),
-    ("vae", KernelSet::Lavapipe, &[
-        0x44819958, 0x4481072c, 0x40922ba5, 0x445e68ff, 0x445a2f96, 0x41872d28, 0x44598c71, 0x445450e2, 0x41a771e3,
-    ]),
-    ("vae", KernelSet::Tiled, &[
-        0x44819958, 0x4481072c, 0x40922ba4, 0x445e68ff, 0x445a2f96, 0x41872d29, 0x44598c71, 0x445450e2, 0x41a771e4,
-    ]),
+    (
+        "dcgan",
+        KernelSet::Lavapipe,
+        &[
+            0x3f1c6114, 0x3fb8ddf0, 0x3f109ec9, 0x3f416c16, 0x40163d3b, 0x3e8d8b99, 0x3f031d3c, 0x3f453513, 0x3ec51b9c,
+            0x404889a9, 0x3dce8ded, 0x3e867d27, 0x3f6819b2, 0x3e699ca6, 0x40610205,
+        ],
+    ),
+    (
+        "dcgan",
+        KernelSet::Tiled,
+        &[
+            0x3f1c6114, 0x3fb8ddf7, 0x3f109ec8, 0x3f416c18, 0x40163d37, 0x3e8d8b97, 0x3f031d46, 0x3f453514, 0x3ec51ba6,
+            0x40488998, 0x3dce8dd0, 0x3e867d0b, 0x3f6819b5, 0x3e699c83, 0x406101d2,
+        ],
+    ),
+    (
+        "mlp",
+        KernelSet::Lavapipe,
+        &[
+            0x3f323320, 0x3f3319ce, 0x3eff4066, 0x3f00d2fb, 0x3f31788d, 0x3f316574, 0x3f318d6a, 0x3f0006f4, 0x3f000d42,
+            0x3f3279e1, 0x3f31af42, 0x3f30b9c4, 0x3effc567, 0x3eff46ca, 0x3f330266,
+        ],
+    ),
+    (
+        "mlp",
+        KernelSet::Tiled,
+        &[
+            0x3f323320, 0x3f3319ce, 0x3eff4066, 0x3f00d2fb, 0x3f31788d, 0x3f316574, 0x3f318d6a, 0x3f0006f4, 0x3f000d42,
+            0x3f3279e1, 0x3f31af41, 0x3f30b9c4, 0x3effc567, 0x3eff46ca, 0x3f330266,
+        ],
+    ),
+    (
+        "vae",
+        KernelSet::Lavapipe,
+        &[0x44819958, 0x4481072c, 0x40922ba5, 0x445e68ff, 0x445a2f96, 0x41872d28, 0x44598c71, 0x445450e2, 0x41a771e3],
+    ),
+    (
+        "vae",
+        KernelSet::Tiled,
+        &[0x44819958, 0x4481072c, 0x40922ba4, 0x445e68ff, 0x445a2f96, 0x41872d29, 0x44598c71, 0x445450e2, 0x41a771e4],
+    ),
 ];
 
 fn recorded(model: &str) -> Option<Vec<f32>> {
@@ -93,7 +113,16 @@ fn check(model: &str, defaults: Vec<f32>, spelled_out: Vec<f32>) {
 #[test]
 fn the_default_dcgan_is_the_32_px_model_it_was() {
     let defaults = gan_losses(&GanConfig { batch_size: 8, ..Default::default() });
-    let spelled = gan_losses(&GanConfig { arch: Arch::Dcgan, batch_size: 8, latent: 100, seed: 0, ..Default::default() });
+    let spelled = gan_losses(&GanConfig {
+        arch: Arch::Dcgan,
+        batch_size: 8,
+        latent: 100,
+        seed: 0,
+        image_size: 32,
+        ngf: 64,
+        ndf: 64,
+        ..Default::default()
+    });
     check("dcgan", defaults, spelled);
 }
 
@@ -107,6 +136,13 @@ fn the_default_mlp_gan_is_the_model_it_was() {
 #[test]
 fn the_default_vae_is_the_conv_model_it_was() {
     let defaults = vae_losses(&VaeConfig { batch_size: 8, ..Default::default() });
-    let spelled = vae_losses(&VaeConfig { batch_size: 8, latent: 32, seed: 0, ..Default::default() });
+    let spelled = vae_losses(&VaeConfig {
+        arch: VaeArch::Conv,
+        batch_size: 8,
+        latent: 32,
+        seed: 0,
+        hidden: vec![400],
+        ..Default::default()
+    });
     check("vae", defaults, spelled);
 }

@@ -20,7 +20,7 @@ fn tiny() -> Dataset {
 }
 
 fn cfg() -> GanConfig {
-    GanConfig { arch: Arch::Dcgan, batch_size: 4, lr: 2e-3, latent: 8, seed: 3, real_label: 1.0 }
+    GanConfig { arch: Arch::Dcgan, batch_size: 4, lr: 2e-3, latent: 8, seed: 3, real_label: 1.0, ..Default::default() }
 }
 
 fn gan_of(arch: Arch) -> Gan {

@@ -27,12 +27,20 @@ fn losses(gpu: &Gpu, m: &mut dyn TrainableModel, steps: usize) -> Vec<Vec<f32>> 
 }
 
 fn vae(gpu: &Gpu, lr: f32) -> Vec<Vec<f32>> {
-    let cfg = VaeConfig { batch_size: 8, lr: lr.into(), latent: 4, seed: 5 };
+    let cfg = VaeConfig { batch_size: 8, lr: lr.into(), latent: 4, seed: 5, ..Default::default() };
     losses(gpu, &mut Vae::new(gpu, &cfg, &tiny()).unwrap(), 3)
 }
 
 fn gan(gpu: &Gpu, lr: f32) -> Vec<Vec<f32>> {
-    let cfg = GanConfig { arch: Arch::Dcgan, batch_size: 4, lr: lr.into(), latent: 8, seed: 3, real_label: 1.0 };
+    let cfg = GanConfig {
+        arch: Arch::Dcgan,
+        batch_size: 4,
+        lr: lr.into(),
+        latent: 8,
+        seed: 3,
+        real_label: 1.0,
+        ..Default::default()
+    };
     losses(gpu, &mut Gan::new(gpu, &cfg, &tiny()).unwrap(), 3)
 }
 

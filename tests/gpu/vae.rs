@@ -21,7 +21,7 @@ fn tiny() -> Dataset {
 }
 
 fn cfg() -> VaeConfig {
-    VaeConfig { batch_size: BATCH, lr: 3e-3, latent: 4, seed: 5 }
+    VaeConfig { batch_size: BATCH, lr: 3e-3, latent: 4, seed: 5, ..Default::default() }
 }
 
 fn opts(out: &Path, epochs: u64) -> RunOptions {

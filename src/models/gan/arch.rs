@@ -1,10 +1,10 @@
 //! The generators and discriminators, with the PyTorch state_dict names `generator.N.*` and
-//! `discriminator.N.*`: the DCGAN (transposed convolutions, 32×32) and the MLP GAN (fully connected G,
-//! conv + max-pool D, 28×28).
+//! `discriminator.N.*`: the DCGAN (PyTorch `examples/dcgan`'s `main.N.*` at 64×64, one upsampling layer
+//! fewer at 32×32) and the MLP GAN (fully connected G, conv + max-pool D, 28×28).
 
 use anyhow::Result;
 
-use super::config::Arch;
+use super::config::{Arch, GanConfig};
 use crate::graph::{Graph, TensorId};
 use crate::nn::{self, BnMode, Conv, WeightInit};
 use crate::ops::batchnorm::BnAct;
@@ -13,18 +13,25 @@ use crate::ops::elementwise::Activation;
 /// The DCGAN discriminator's (and the MLP generator's) LeakyReLU slope.
 const LRELU_SLOPE: f32 = 0.2;
 
-pub(super) fn generator(g: &mut Graph, z: TensorId, bn: BnMode, arch: Arch, channels: usize) -> Result<TensorId> {
-    match arch {
-        Arch::Dcgan => dcgan_generator(g, z, bn, channels),
+pub(super) fn generator(g: &mut Graph, z: TensorId, bn: BnMode, cfg: &GanConfig, channels: usize) -> Result<TensorId> {
+    match cfg.arch {
+        Arch::Dcgan => dcgan_generator(g, z, bn, channels, &widths(cfg.ngf, cfg.image_size)),
         Arch::Mlp => mlp_generator(g, z, bn),
     }
 }
 
-pub(super) fn discriminator(g: &mut Graph, x: TensorId, bn: BnMode, arch: Arch) -> Result<TensorId> {
-    match arch {
-        Arch::Dcgan => dcgan_discriminator(g, x, bn),
+pub(super) fn discriminator(g: &mut Graph, x: TensorId, bn: BnMode, cfg: &GanConfig) -> Result<TensorId> {
+    match cfg.arch {
+        Arch::Dcgan => dcgan_discriminator(g, x, bn, &widths(cfg.ndf, cfg.image_size)),
         Arch::Mlp => mlp_discriminator(g, x),
     }
+}
+
+/// The DCGAN's hidden widths from the 4×4 end inwards: `base` at the image-side end, doubling per layer
+/// towards 4×4, one layer per halving from `side` to 4 (32 px: 4, 2, 1 × base; 64 px: 8, 4, 2, 1 × base).
+fn widths(base: usize, side: usize) -> Vec<usize> {
+    let layers = (side / 4).trailing_zeros() as usize;
+    (0..layers).rev().map(|i| base << i).collect()
 }
 
 /// G: z [B, latent] → Linear 256 → Linear 512 → Linear 784 + Tanh, viewed as [B, 1, 28, 28].
@@ -63,10 +70,13 @@ fn mlp_discriminator(g: &mut Graph, x: TensorId) -> Result<TensorId> {
     g.view(p, &[b, 1, 1, 1])
 }
 
-/// G: z [B, latent, 1, 1] → images [B, 1, 32, 32] in [−1, 1].
-fn dcgan_generator(g: &mut Graph, z: TensorId, bn: BnMode, channels: usize) -> Result<TensorId> {
+/// G: z [B, latent, 1, 1] → 4×4 → … → images [B, channels, side, side] in [−1, 1]; `widths` (from the
+/// 4×4 layer on) has one entry per layer before the last.
+fn dcgan_generator(g: &mut Graph, z: TensorId, bn: BnMode, channels: usize, widths: &[usize]) -> Result<TensorId> {
     let mut h = z;
-    for (i, cout, stride, pad) in [(0, 256, 1, 0), (3, 128, 2, 1), (6, 64, 2, 1)] {
+    for (layer, &cout) in widths.iter().enumerate() {
+        let (stride, pad) = if layer == 0 { (1, 0) } else { (2, 1) };
+        let i = 3 * layer;
         h = nn::conv_transpose2d(
             g,
             &format!("generator.{i}"),
@@ -78,7 +88,7 @@ fn dcgan_generator(g: &mut Graph, z: TensorId, bn: BnMode, channels: usize) -> R
     }
     let h = nn::conv_transpose2d(
         g,
-        "generator.9",
+        &format!("generator.{}", 3 * widths.len()),
         h,
         Conv { out: channels, k: 4, stride: 2, pad: 1, bias: false },
         WeightInit::Dcgan,
@@ -86,13 +96,14 @@ fn dcgan_generator(g: &mut Graph, z: TensorId, bn: BnMode, channels: usize) -> R
     Ok(nn::act(g, h, Activation::Tanh))
 }
 
-/// D: images → probability of "real", [B, 1, 1, 1].
-fn dcgan_discriminator(g: &mut Graph, x: TensorId, bn: BnMode) -> Result<TensorId> {
+/// D: images → side/2 → … → 4×4 → probability of "real", [B, 1, 1, 1]; `widths` lists the layers from
+/// the 4×4 end, as the generator's do.
+fn dcgan_discriminator(g: &mut Graph, x: TensorId, bn: BnMode, widths: &[usize]) -> Result<TensorId> {
     let lrelu = Activation::LeakyRelu(LRELU_SLOPE);
-    let h =
-        nn::conv2d(g, "discriminator.0", x, Conv { out: 64, k: 4, stride: 2, pad: 1, bias: false }, WeightInit::Dcgan)?;
-    let mut h = nn::act(g, h, lrelu);
-    for (i, cout) in [(2, 128), (5, 256)] {
+    let mut h = x;
+    for (layer, &cout) in widths.iter().rev().enumerate() {
+        // discriminator.0 is Conv + LeakyReLU; each later layer is Conv + BatchNorm + LeakyReLU.
+        let i = if layer == 0 { 0 } else { 3 * layer - 1 };
         h = nn::conv2d(
             g,
             &format!("discriminator.{i}"),
@@ -100,10 +111,14 @@ fn dcgan_discriminator(g: &mut Graph, x: TensorId, bn: BnMode) -> Result<TensorI
             Conv { out: cout, k: 4, stride: 2, pad: 1, bias: false },
             WeightInit::Dcgan,
         )?;
-        let prefix = format!("discriminator.{}", i + 1);
-        h = nn::batchnorm_act(g, &prefix, h, bn, WeightInit::Dcgan, BnAct::LeakyRelu(LRELU_SLOPE))?;
+        h = if layer == 0 {
+            nn::act(g, h, lrelu)
+        } else {
+            let prefix = format!("discriminator.{}", i + 1);
+            nn::batchnorm_act(g, &prefix, h, bn, WeightInit::Dcgan, BnAct::LeakyRelu(LRELU_SLOPE))?
+        };
     }
-    let h =
-        nn::conv2d(g, "discriminator.8", h, Conv { out: 1, k: 4, stride: 1, pad: 0, bias: false }, WeightInit::Dcgan)?;
+    let last = format!("discriminator.{}", 3 * widths.len() - 1);
+    let h = nn::conv2d(g, &last, h, Conv { out: 1, k: 4, stride: 1, pad: 0, bias: false }, WeightInit::Dcgan)?;
     Ok(nn::act(g, h, Activation::Sigmoid))
 }

@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Arch {
-    /// Transposed-conv generator and conv discriminator on 32×32 (28×28 padded by 2).
+    /// PyTorch `examples/dcgan`'s transposed-conv generator and conv discriminator at 32×32 (28×28
+    /// padded by 2) or 64×64, widths set by `ngf` and `ndf`.
     Dcgan,
     /// Fully connected generator (Linear+LeakyReLU+BatchNorm1d ×2, Linear+Tanh) and a conv + max-pool
     /// discriminator, on unpadded 28×28 images.
@@ -28,14 +29,11 @@ impl Arch {
             Arch::Mlp => "mlp",
         }
     }
-    /// Side of the generated images.
-    pub fn side(self) -> usize {
-        match self {
-            Arch::Dcgan => crate::models::SIDE,
-            Arch::Mlp => 28,
-        }
-    }
 }
+
+/// The image sides the DCGAN is built for: 32 (three upsampling layers after the first) and 64
+/// (four, PyTorch's default).
+pub const DCGAN_SIDES: [usize; 2] = [32, 64];
 
 /// The GAN's hyper-parameters: what `train gan` takes, config.json records and `--resume` reads back.
 /// Numbers are kept as given (f64) so that config.json prints them so; the GPU works in f32.
@@ -49,11 +47,27 @@ pub struct GanConfig {
     pub seed: u64,
     /// Target for real images in the D loss (1 = none; 0.9 is one-sided smoothing).
     pub real_label: f64,
+    /// Side of the DCGAN's images (32 or 64); the MLP GAN is 28×28 whatever this says.
+    pub image_size: usize,
+    /// Width of the DCGAN generator's last hidden layer; the earlier ones double it (`examples/dcgan`'s ngf).
+    pub ngf: usize,
+    /// Width of the DCGAN discriminator's first layer; the later ones double it (`examples/dcgan`'s ndf).
+    pub ndf: usize,
 }
 
 impl Default for GanConfig {
     fn default() -> Self {
-        GanConfig { arch: Arch::Dcgan, batch_size: 128, lr: 2e-4, latent: 100, seed: 0, real_label: 1.0 }
+        GanConfig {
+            arch: Arch::Dcgan,
+            batch_size: 128,
+            lr: 2e-4,
+            latent: 100,
+            seed: 0,
+            real_label: 1.0,
+            image_size: 32,
+            ngf: 64,
+            ndf: 64,
+        }
     }
 }
 
@@ -70,6 +84,20 @@ impl GanConfig {
         if !(self.real_label > 0.0 && self.real_label <= 1.0) {
             bail!("--label-smoothing {}: the real label must be in (0, 1], e.g. 0.9", self.real_label);
         }
+        if self.arch == Arch::Dcgan && !DCGAN_SIDES.contains(&self.image_size) {
+            bail!("--image-size {}: the DCGAN is built for 32 or 64 pixels", self.image_size);
+        }
+        if self.ngf == 0 || self.ndf == 0 {
+            bail!("--ngf and --ndf must be at least 1 (got {} and {})", self.ngf, self.ndf);
+        }
         Ok(())
+    }
+
+    /// Side of the images G makes and D judges.
+    pub fn side(&self) -> usize {
+        match self.arch {
+            Arch::Dcgan => self.image_size,
+            Arch::Mlp => 28,
+        }
     }
 }

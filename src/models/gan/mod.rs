@@ -11,7 +11,7 @@ mod config;
 pub mod diversity;
 mod steps;
 
-pub use config::{Arch, GanConfig};
+pub use config::{Arch, GanConfig, DCGAN_SIDES};
 pub use diversity::{diversity, COLLAPSE_RATIO};
 
 use anyhow::{bail, Context, Result};
@@ -66,18 +66,11 @@ impl Gan {
     pub fn new(gpu: &Gpu, cfg: &GanConfig, data: &Dataset) -> Result<Gan> {
         cfg.validate()?;
         let b = cfg.batch_size;
-        let s = &data.train;
-        let (channels, pad) = match cfg.arch {
-            Arch::Dcgan => crate::models::image_geometry(data, "DCGAN")?,
-            Arch::Mlp if (s.channels, s.h, s.w) == (1, 28, 28) => (1, 0),
-            Arch::Mlp => bail!(
-                "the MLP GAN needs 1×28×28 images; the training set of {} has {}×{}×{}",
-                data.source,
-                s.channels,
-                s.h,
-                s.w
-            ),
-        };
+        let fitted = crate::models::fit_images(data, "GAN", cfg.side())?;
+        let (s, channels, pad) = (&fitted.data.train, fitted.channels, fitted.pad);
+        if cfg.arch == Arch::Mlp && channels != 1 {
+            bail!("the MLP GAN makes 1-channel images; {} has {channels} channels", data.source);
+        }
         if b < 2 || b > s.n {
             bail!("--batch-size {b} must be between 2 (batchnorm needs a batch) and the training set size {}", s.n);
         }
@@ -97,7 +90,7 @@ impl Gan {
 
         let mut sg = Graph::new(gpu.kernel_set);
         let z = sg.external("z", &noise_shape(cfg.arch, SAMPLES, cfg.latent));
-        let sample_out = generator(&mut sg, z, BnMode::Eval, cfg.arch, channels)?;
+        let sample_out = generator(&mut sg, z, BnMode::Eval, cfg, channels)?;
         sg.mark_output(sample_out);
         let sample_steps = compile(&mut sg, &store, Mode::Forward)?;
 
@@ -163,7 +156,7 @@ impl Gan {
         gpu.write(&self.sample_z, &padded);
         self.sample.step(gpu, false)?;
         let mut data = self.sample.read(gpu, self.sample_out)?;
-        let (side, c) = (self.cfg.arch.side(), self.channels);
+        let (side, c) = (self.cfg.side(), self.channels);
         data.truncate(n * c * side * side);
         Ok(ImageBatch { data, nchw: [n, c, side, side], range: (-1.0, 1.0) })
     }
@@ -176,9 +169,14 @@ impl Gan {
         self.channels
     }
 
+    /// Side of the generated images.
+    pub fn side(&self) -> usize {
+        self.cfg.side()
+    }
+
     /// Values per generated image.
     fn image_len(&self) -> usize {
-        self.channels * self.cfg.arch.side().pow(2)
+        self.channels * self.cfg.side().pow(2)
     }
 
     /// `n` images from noise drawn with `seed`, generated 64 at a time (NCHW values in [−1, 1]).
@@ -205,7 +203,7 @@ impl Gan {
     /// `n` images from noise drawn with `seed` as one batch (see [`Gan::generate_many`]).
     pub fn generated(&mut self, gpu: &Gpu, n: usize, seed: u64) -> Result<ImageBatch> {
         let data = self.generate_many(gpu, n, seed)?;
-        let side = self.cfg.arch.side();
+        let side = self.cfg.side();
         Ok(ImageBatch { data, nchw: [n, self.channels, side, side], range: (-1.0, 1.0) })
     }
 

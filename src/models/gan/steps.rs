@@ -39,11 +39,11 @@ pub(super) fn d_step(kernels: KernelSet, cfg: &GanConfig, shape: &GatherShape) -
     let x = nn::gather(&mut g, "images", shape, 0)?;
     let real = g.external("real_label", &[b, 1, 1, 1]);
     let zeros = g.external("fake_label", &[b, 1, 1, 1]);
-    let p_real = discriminator(&mut g, x, BnMode::Train, cfg.arch)?;
+    let p_real = discriminator(&mut g, x, BnMode::Train, cfg)?;
     let l_real = nn::bce(&mut g, p_real, real, BceReduction::Mean)?;
     let z = noise(&mut g, cfg);
-    let fake = generator(&mut g, z, BnMode::Train, cfg.arch, shape.channels)?;
-    let p_fake = discriminator(&mut g, fake, BnMode::Train, cfg.arch)?;
+    let fake = generator(&mut g, z, BnMode::Train, cfg, shape.channels)?;
+    let p_fake = discriminator(&mut g, fake, BnMode::Train, cfg)?;
     let l_fake = nn::bce(&mut g, p_fake, zeros, BceReduction::Mean)?;
     g.freeze("generator.");
     g.add_loss("d_real", l_real);
@@ -61,8 +61,8 @@ pub(super) fn g_step(kernels: KernelSet, cfg: &GanConfig, channels: usize) -> Re
     let mut g = Graph::new(kernels);
     let ones = g.external("g_label", &[cfg.batch_size, 1, 1, 1]);
     let z = noise(&mut g, cfg);
-    let fake = generator(&mut g, z, BnMode::TrainNoStats, cfg.arch, channels)?;
-    let p = discriminator(&mut g, fake, BnMode::Train, cfg.arch)?;
+    let fake = generator(&mut g, z, BnMode::TrainNoStats, cfg, channels)?;
+    let p = discriminator(&mut g, fake, BnMode::Train, cfg)?;
     let l = nn::bce(&mut g, p, ones, BceReduction::Mean)?;
     g.freeze("discriminator.");
     g.add_loss("g", l);

@@ -1,6 +1,7 @@
 //! The models (docs/architecture.md), built from nn layers.
 
 pub mod classifier;
+pub mod codec;
 pub mod core;
 pub mod gan;
 pub mod state;

@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
+use super::codec::{Decoder, Encoder};
 use super::core::Core;
 use crate::data::{Dataset, Split};
 use crate::graph::{compile, Executor, Graph, Mode, ParamStore, StepStats, TensorId};
@@ -276,13 +277,8 @@ pub struct Vae {
     eval: Executor,
     eval_steps: usize,
     eval_recon: (TensorId, TensorId),
-    decode: Executor,
-    decode_z: GpuBuffer,
-    decode_out: TensorId,
-    encode: Executor,
-    encode_order: GpuBuffer,
-    encode_mu: TensorId,
-    n_test: usize,
+    decoder: Decoder,
+    encoder: Encoder,
     channels: usize,
     side: usize,
     sample_z: Vec<f32>,
@@ -327,25 +323,11 @@ impl Vae {
         let mut eval_steps_list = compile(&mut eg, &store, Mode::Forward)?;
         crate::graph::autodiff::increment_slot(&mut eg, &mut eval_steps_list, EVAL_SLOT);
 
-        let mut dg = Graph::new(gpu.kernel_set);
-        let z = dg.external("z", &[SAMPLES, cfg.latent]);
-        let out = decoder(&mut dg, z, cfg, false, channels)?;
-        dg.mark_output(out);
-        let decode_steps = compile(&mut dg, &store, Mode::Forward)?;
-
-        let mut ng = Graph::new(gpu.kernel_set);
-        let enc_in = Input { shape: gather_shape(&data.test, ENCODE.min(data.test.n), 1, pad), slot: EVAL_SLOT };
-        let x = nn::gather(&mut ng, "images", &enc_in.shape, enc_in.slot)?;
-        let (encode_mu, _) = encoder(&mut ng, x, cfg, false)?;
-        ng.mark_output(encode_mu);
-        let encode_steps = compile(&mut ng, &store, Mode::Forward)?;
-
         let train_images = upload_split(gpu, &data.train, "train-images")?;
         let test_images = upload_split(gpu, &data.test, "test-images")?;
         let core = Core::new(gpu, store, (data.train.n, steps_per_epoch, b), cfg.seed)?;
         let test_order: Vec<u32> = (0..(eval_steps * b) as u32).collect();
         let test_order = gpu.upload("test-order", &test_order)?;
-        let decode_z = gpu.zeros("decode-z", (SAMPLES * cfg.latent) as u64 * 4)?;
 
         let train = Executor::new(
             gpu,
@@ -361,15 +343,13 @@ impl Vae {
             &core.store,
             &[("images", test_images.whole()), ("order", test_order.whole())],
         )?;
-        let decode = Executor::new(gpu, &dg, &decode_steps, &core.store, &[("z", decode_z.whole())])?;
-        let encode_order = gpu.zeros("encode-order", (ENCODE.min(data.test.n) * 4) as u64)?;
-        let encode = Executor::new(
-            gpu,
-            &ng,
-            &encode_steps,
-            &core.store,
-            &[("images", test_images.whole()), ("order", encode_order.whole())],
-        )?;
+        let decoder = Decoder::new(gpu, &core.store, (SAMPLES, cfg.latent), (0.0, 1.0), |g, z| {
+            decoder(g, z, cfg, false, channels)
+        })?;
+        let enc_shape = gather_shape(&data.test, ENCODE.min(data.test.n), 1, pad);
+        let encoder = Encoder::new(gpu, &core.store, (&enc_shape, EVAL_SLOT), test_images.whole(), |g, x| {
+            Ok(encoder(g, x, cfg, false)?.0)
+        })?;
 
         let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed ^ 0x5a5a_5a5a);
         let normal = rand_distr::Normal::new(0.0f32, 1.0).expect("unit normal");
@@ -381,13 +361,8 @@ impl Vae {
             eval,
             eval_steps,
             eval_recon: (ex, erecon),
-            decode,
-            decode_z,
-            decode_out: out,
-            encode,
-            encode_order,
-            encode_mu,
-            n_test: data.test.n,
+            decoder,
+            encoder,
             channels,
             side: cfg.arch.side(),
             sample_z,
@@ -397,36 +372,12 @@ impl Vae {
 
     /// Decodes up to 64 latent vectors (`latent` floats each) with eval-mode batchnorm.
     pub fn decode(&mut self, gpu: &Gpu, z: &[f32]) -> Result<ImageBatch> {
-        let n = z.len() / self.cfg.latent;
-        if n == 0 || n > SAMPLES || !z.len().is_multiple_of(self.cfg.latent) {
-            bail!("decode: need 1 to {SAMPLES} latent vectors of {} floats, got {} floats", self.cfg.latent, z.len());
-        }
-        let mut padded = z.to_vec();
-        padded.resize(SAMPLES * self.cfg.latent, 0.0);
-        gpu.write(&self.decode_z, &padded);
-        self.decode.step(gpu, false)?;
-        let mut data = self.decode.read(gpu, self.decode_out)?;
-        let (c, side) = (self.channels, self.side);
-        data.truncate(n * c * side * side);
-        Ok(ImageBatch { data, nchw: [n, c, side, side], range: (0.0, 1.0) })
+        self.decoder.decode(gpu, z)
     }
 
     /// μ of the given test images (eval-mode batchnorm), `latent` floats each.
     pub fn encode_test(&mut self, gpu: &Gpu, indices: &[usize]) -> Result<Vec<f32>> {
-        let cap = ENCODE.min(self.n_test);
-        if indices.is_empty() || indices.len() > cap {
-            bail!("encode: need 1 to {cap} test images, got {}", indices.len());
-        }
-        if let Some(&i) = indices.iter().find(|&&i| i >= self.n_test) {
-            bail!("encode: test image {i} does not exist (the test set has {} images)", self.n_test);
-        }
-        let mut order: Vec<u32> = indices.iter().map(|&i| i as u32).collect();
-        order.resize(cap, 0);
-        gpu.write(&self.encode_order, &order);
-        self.encode.step(gpu, false)?;
-        let mut mu = self.encode.read(gpu, self.encode_mu)?;
-        mu.truncate(indices.len() * self.cfg.latent);
-        Ok(mu)
+        self.encoder.encode(gpu, indices)
     }
 
     pub fn latent(&self) -> usize {

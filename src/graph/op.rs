@@ -6,15 +6,18 @@ use super::autodiff::GradCtx;
 use super::builder::{BoundCall, Graph, Node};
 use super::tensor::TensorId;
 use crate::ops::batchnorm::{self, BatchNormShape, BnAct};
+use crate::ops::bce_logits;
 use crate::ops::conv::Conv2dShape;
 use crate::ops::conv_transpose::ConvTranspose2dShape;
 use crate::ops::elementwise::{self, Activation};
 use crate::ops::gather::{self, GatherShape};
 use crate::ops::loss::{self, BceReduction};
+use crate::ops::mse::{self, MseReduction};
 use crate::ops::passes::{self, Pass};
 use crate::ops::pool::{self, PoolShape};
 use crate::ops::random::{self, Distribution, RngKey};
 use crate::ops::reduce;
+use crate::ops::upsample::{self, UpsampleShape};
 use crate::runtime::KernelCall;
 
 #[derive(Clone, Debug)]
@@ -36,6 +39,8 @@ pub enum Op {
     MaxPool(PoolShape),
     /// Inputs `[x, w]` or `[x, w, b]`, outputs `[y]`.
     ConvT2d(ConvTranspose2dShape, bool),
+    /// Nearest-neighbour upsampling ×2. Inputs `[x]`, outputs `[y]`.
+    Upsample2x(UpsampleShape),
     /// Loss = Σ x. Inputs `[x]`, outputs `[loss]` (a scalar).
     SumLoss,
     /// The mean of x, for reporting (not differentiated). Inputs `[x]`, outputs `[mean]`.
@@ -43,6 +48,12 @@ pub enum Op {
     /// Binary cross-entropy of probabilities against targets (targets get no gradient).
     /// Inputs `[p, t]`, outputs `[loss]`.
     Bce { batch: usize, per_item: usize, reduction: BceReduction },
+    /// Squared error of predictions against targets (both get gradients). Inputs `[pred, target]`,
+    /// outputs `[loss]`.
+    Mse { batch: usize, per_item: usize, reduction: MseReduction },
+    /// Binary cross-entropy of logits against targets (targets get no gradient). Inputs
+    /// `[logits, t]`, outputs `[loss]`.
+    BceLogits { batch: usize, per_item: usize, reduction: BceReduction },
     /// Softmax cross-entropy of logits against class labels, mean over rows. Inputs `[logits, labels]`.
     Xent { rows: usize, classes: usize },
     /// The VAE's KL(q(z|x) ‖ N(0, I)), mean over the batch. Inputs `[mu, logvar]`, outputs `[loss]`.
@@ -76,11 +87,18 @@ impl Op {
             Op::SumLoss => bind(reduce::sum(g.len(i[0]))?, vec![i[0], o[0]]),
             Op::Mean => bind(reduce::mean(g.len(i[0]))?, vec![i[0], o[0]]),
             Op::MaxPool(s) => bind(pool::forward(s)?, vec![i[0], o[0]]),
+            Op::Upsample2x(s) => bind(upsample::forward(s)?, vec![i[0], o[0]]),
             Op::Linear { batch, inp, out } => {
                 bind(passes::linear_forward(g.kernels, *batch, *inp, *out)?, with_out(i, o[0]))
             }
             Op::Bce { batch, per_item, reduction } => {
                 bind(loss::bce_forward(*batch, *per_item, *reduction)?, vec![i[0], i[1], o[0]])
+            }
+            Op::Mse { batch, per_item, reduction } => {
+                bind(mse::forward(*batch, *per_item, *reduction)?, vec![i[0], i[1], o[0]])
+            }
+            Op::BceLogits { batch, per_item, reduction } => {
+                bind(bce_logits::forward(*batch, *per_item, *reduction)?, vec![i[0], i[1], o[0]])
             }
             Op::Kl { batch, z } => bind(loss::kl_forward(*batch, *z)?, vec![i[0], i[1], o[0]]),
             Op::Xent { rows, classes } => bind(loss::xent_forward(*rows, *classes)?, vec![i[0], i[1], o[0]]),
@@ -153,6 +171,12 @@ impl Op {
                 ctx.emit(pool::backward_input(s, false)?, vec![i[0], dy, t.write]);
                 ctx.finish(t)?;
             }
+            Op::Upsample2x(s) => {
+                let Some(dy) = ctx.grad(o[0]) else { return Ok(()) };
+                let t = ctx.target(i[0]);
+                ctx.emit(upsample::backward_input(s, false)?, vec![dy, t.write]);
+                ctx.finish(t)?;
+            }
             Op::Linear { batch, inp, out } => {
                 let Some(dy) = ctx.grad(o[0]) else { return Ok(()) };
                 let (b, n, m, set) = (*batch, *inp, *out, ctx.graph.kernels);
@@ -163,6 +187,19 @@ impl Op {
             // Losses are differentiated with unit weight: the total loss is their plain sum.
             Op::Bce { batch, per_item, reduction } => {
                 ctx.grad_into(i[0], &[i[0], i[1]], || loss::bce_backward(*batch, *per_item, *reduction, 1.0, false))?;
+            }
+            Op::Mse { batch, per_item, reduction } => {
+                let (b, n, r) = (*batch, *per_item, *reduction);
+                ctx.grad_into(i[0], &[i[0], i[1]], || mse::backward(b, n, r, 1.0, false))?;
+                ctx.grad_into(i[1], &[i[0], i[1]], || mse::backward(b, n, r, -1.0, false))?;
+            }
+            Op::BceLogits { batch, per_item, reduction } => {
+                if ctx.needs(i[1]) {
+                    let name = &ctx.graph.info(i[1]).name;
+                    bail!("bce_with_logits: target {name} needs a gradient, which this loss does not give");
+                }
+                let (b, n, r) = (*batch, *per_item, *reduction);
+                ctx.grad_into(i[0], &[i[0], i[1]], || bce_logits::backward(b, n, r, 1.0, false))?;
             }
             Op::Xent { rows, classes } => {
                 ctx.grad_into(i[0], &[i[0], i[1]], || loss::xent_backward(*rows, *classes, false))?;

@@ -7,6 +7,7 @@ use crate::ops::batchnorm::BnAct;
 use crate::ops::elementwise::Activation;
 use crate::ops::gather::GatherShape;
 use crate::ops::loss::BceReduction;
+use crate::ops::mse::MseReduction;
 use crate::ops::random::{Distribution, RngKey};
 
 /// How a layer's weights start.
@@ -237,6 +238,29 @@ pub fn bce(g: &mut Graph, p: TensorId, target: TensorId, reduction: BceReduction
     Ok(l)
 }
 
+/// PyTorch's `BCEWithLogitsLoss()` (mean over all elements) of `logits` against `target` (same shape,
+/// first dimension the batch), in the stable form that needs no sigmoid before it.
+pub fn bce_with_logits(g: &mut Graph, logits: TensorId, target: TensorId) -> Result<TensorId> {
+    same_shape(g, "bce_with_logits", logits, target)?;
+    let batch = g.shape(logits)[0];
+    let per_item = g.len(logits) / batch;
+    let l = g.transient("bce_with_logits", &[1]);
+    g.push(Op::BceLogits { batch, per_item, reduction: BceReduction::Mean }, vec![logits, target], vec![l]);
+    Ok(l)
+}
+
+/// Squared error of `pred` against `target` (same shape, first dimension the batch): summed over each
+/// item and averaged over the batch (an autoencoder's loss), or PyTorch's `MSELoss()` mean over every
+/// element with `MseReduction::Mean`.
+pub fn mse_loss(g: &mut Graph, pred: TensorId, target: TensorId, reduction: MseReduction) -> Result<TensorId> {
+    same_shape(g, "mse_loss", pred, target)?;
+    let batch = g.shape(pred)[0];
+    let per_item = g.len(pred) / batch;
+    let l = g.transient("mse", &[1]);
+    g.push(Op::Mse { batch, per_item, reduction }, vec![pred, target], vec![l]);
+    Ok(l)
+}
+
 /// The VAE's reconstruction term: BCE summed over each image's pixels, mean over the batch.
 pub fn bce_sum_per_image(g: &mut Graph, p: TensorId, target: TensorId) -> Result<TensorId> {
     bce(g, p, target, BceReduction::SumPerItemMeanOverBatch)
@@ -279,5 +303,15 @@ pub fn maxpool2d(g: &mut Graph, x: TensorId) -> Result<TensorId> {
     let name = format!("{}.pool", g.info(x).name);
     let y = g.transient(&name, &[n, c, h / 2, w / 2]);
     g.push(Op::MaxPool(shape), vec![x], vec![y]);
+    Ok(y)
+}
+
+/// Upsample(scale_factor=2, mode='nearest'): every pixel becomes a 2×2 block.
+pub fn upsample_nearest2x(g: &mut Graph, x: TensorId) -> Result<TensorId> {
+    let [n, c, h, w] = dims4(g, x, "upsample_nearest2x")?;
+    let shape = crate::ops::upsample::UpsampleShape { planes: n * c, h, w };
+    let name = format!("{}.up", g.info(x).name);
+    let y = g.transient(&name, &[n, c, 2 * h, 2 * w]);
+    g.push(Op::Upsample2x(shape), vec![x], vec![y]);
     Ok(y)
 }

@@ -6,6 +6,7 @@
 
 pub mod adam;
 pub mod batchnorm;
+pub mod bce_logits;
 pub mod bias_grad;
 pub mod conv;
 pub mod conv_gemm;
@@ -16,10 +17,12 @@ pub mod gather;
 pub mod gemm;
 pub mod loss;
 pub mod matmul;
+pub mod mse;
 pub mod passes;
 pub mod pool;
 pub mod random;
 pub mod reduce;
+pub mod upsample;
 
 use anyhow::{bail, Result};
 

@@ -43,10 +43,13 @@ pub enum Family {
     TiledConvBackwardInput,
     TiledConvBackwardWeight,
     BiasGrad,
+    Upsample,
+    Mse,
+    BceLogits,
 }
 
 impl Family {
-    pub const ALL: [Family; 18] = [
+    pub const ALL: [Family; 21] = [
         Family::Elementwise,
         Family::Matmul,
         Family::ConvForward,
@@ -65,6 +68,9 @@ impl Family {
         Family::TiledConvBackwardInput,
         Family::TiledConvBackwardWeight,
         Family::BiasGrad,
+        Family::Upsample,
+        Family::Mse,
+        Family::BceLogits,
     ];
 
     pub fn name(self) -> &'static str {
@@ -87,6 +93,9 @@ impl Family {
             Family::TiledConvBackwardInput => "tiled_conv_backward_input",
             Family::TiledConvBackwardWeight => "tiled_conv_backward_weight",
             Family::BiasGrad => "bias_grad",
+            Family::Upsample => "upsample",
+            Family::Mse => "mse",
+            Family::BceLogits => "bce_logits",
         }
     }
 
@@ -118,6 +127,9 @@ impl Family {
                 &[TILED_GEMM, TILED_CONV, include_str!("../../shaders/tiled_conv_backward_weight.wgsl")]
             }
             Family::BiasGrad => &[include_str!("../../shaders/bias_grad.wgsl")],
+            Family::Upsample => &[include_str!("../../shaders/upsample.wgsl")],
+            Family::Mse => &[TREE_SUM, include_str!("../../shaders/mse.wgsl")],
+            Family::BceLogits => &[TREE_SUM, include_str!("../../shaders/bce_logits.wgsl")],
         }
     }
 

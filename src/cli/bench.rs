@@ -6,7 +6,7 @@ use anyhow::{bail, Result};
 use clap::Args;
 use serde_json::json;
 
-use gputrain::data::Dataset;
+use gputrain::data::{Dataset, LoadOptions};
 use gputrain::models::vae::{Vae, VaeConfig};
 use gputrain::runtime::Gpu;
 use gputrain::train::model::TrainableModel;
@@ -50,7 +50,7 @@ pub fn run(a: BenchArgs, gpu: impl Fn() -> Result<Gpu>) -> Result<()> {
     if let Some(b) = a.batch_size.iter().find(|&&b| b == 0) {
         bail!("--batch-size {b}: must be at least 1");
     }
-    let data = Dataset::load(a.data.as_deref())?;
+    let data = Dataset::load(a.data.as_deref(), &LoadOptions::default())?;
     let gpu = gpu()?;
     if !a.json {
         println!("{}, {} kernels\ndata: {}", gpu.describe(), gpu.kernel_set, data.source);

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use gputrain::data::Dataset;
+use gputrain::data::{Dataset, LoadOptions};
 use gputrain::runtime::{BackendChoice, Gpu};
 use gputrain::train::checkpoint;
 use gputrain::train::model::TrainableModel;
@@ -97,7 +97,7 @@ pub fn settings_of(model: &str, config: &impl Serialize) -> Result<Value> {
 /// `--data` if given, else the directory the checkpoint's run used (if it still exists), else the usual lookup.
 pub fn load_data(flag: Option<&Path>, settings: &Value) -> Result<Dataset> {
     let trained_on = settings.get("data").and_then(Value::as_str).map(PathBuf::from).filter(|d| d.is_dir());
-    let data = Dataset::load(flag.or(trained_on.as_deref()))?;
+    let data = Dataset::load(flag.or(trained_on.as_deref()), &LoadOptions::default())?;
     println!("data: {}", data.source);
     Ok(data)
 }
@@ -119,7 +119,7 @@ pub fn train_model(
     let checkpoint_every = (a.checkpoint_minutes > 0.0).then(|| Duration::from_secs_f64(a.checkpoint_minutes * 60.0));
     let epochs = a.epochs.or(from.get("epochs").and_then(Value::as_u64)).unwrap_or(default_epochs);
     let data_dir = a.data.clone().or(from.get("data").and_then(Value::as_str).map(PathBuf::from));
-    let data = Dataset::load(data_dir.as_deref())?;
+    let data = Dataset::load(data_dir.as_deref(), &LoadOptions::default())?;
     let extra = json!({
         "epochs": epochs,
         "data": data_dir.as_ref().map(|d| d.display().to_string()),

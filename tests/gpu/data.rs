@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use gputrain::data::idx::{encode_idx, parse_images, read_images, read_labels, write_idx, Images};
-use gputrain::data::{Dataset, DEBIAN_DIR};
+use gputrain::data::{Dataset, LoadOptions, DEBIAN_DIR};
 
 fn gz(bytes: &[u8]) -> Vec<u8> {
     let mut enc = GzEncoder::new(Vec::new(), Compression::fast());
@@ -64,11 +64,11 @@ fn embedded_subset_loads() {
 fn default_lookup_uses_the_debian_dataset_whose_head_is_the_embedded_subset() {
     let dir = Path::new(DEBIAN_DIR);
     if !dir.join("train-images-idx3-ubyte.gz").is_file() {
-        let d = Dataset::load(None).unwrap();
+        let d = Dataset::load(None, &LoadOptions::default()).unwrap();
         assert!(d.source.starts_with("embedded"), "{}", d.source);
         return;
     }
-    let full = Dataset::load(None).unwrap();
+    let full = Dataset::load(None, &LoadOptions::default()).unwrap();
     assert_eq!(full.source, DEBIAN_DIR);
     assert_eq!((full.train.n, full.test.n), (60_000, 10_000));
     let sub = Dataset::embedded().unwrap();
@@ -177,7 +177,7 @@ fn data_dir_is_used_in_both_spellings() {
     for dotted in [false, true] {
         let dir = tempfile::tempdir().unwrap();
         tiny_dataset(dir.path(), 3, 3, dotted);
-        let d = Dataset::load(Some(dir.path())).unwrap();
+        let d = Dataset::load(Some(dir.path()), &LoadOptions::default()).unwrap();
         assert_eq!(d.source, dir.path().display().to_string());
         assert_eq!((d.train.n, d.test.n, d.train.h, d.train.w), (3, 2, 4, 4));
         assert_eq!(d.train.labels, vec![0, 1, 2]);
@@ -188,7 +188,7 @@ fn data_dir_is_used_in_both_spellings() {
 fn label_count_must_match_image_count() {
     let dir = tempfile::tempdir().unwrap();
     let paths = tiny_dataset(dir.path(), 3, 4, false);
-    let err = format!("{:#}", Dataset::load(Some(dir.path())).unwrap_err());
+    let err = format!("{:#}", Dataset::load(Some(dir.path()), &LoadOptions::default()).unwrap_err());
     assert!(err.contains(&paths[1].display().to_string()) && err.contains("4 labels"), "{err}");
     assert!(err.contains(&paths[0].display().to_string()) && err.contains("3 images"), "{err}");
 }
@@ -197,15 +197,15 @@ fn label_count_must_match_image_count() {
 fn bad_data_dir_is_an_error_not_a_fallback() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope");
-    let err = format!("{:#}", Dataset::load(Some(&missing)).unwrap_err());
+    let err = format!("{:#}", Dataset::load(Some(&missing), &LoadOptions::default()).unwrap_err());
     assert!(err.contains("--data") && err.contains("not a directory"), "{err}");
 
     let paths = tiny_dataset(dir.path(), 3, 3, false);
     std::fs::remove_file(&paths[3]).unwrap();
-    let err = format!("{:#}", Dataset::load(Some(dir.path())).unwrap_err());
+    let err = format!("{:#}", Dataset::load(Some(dir.path()), &LoadOptions::default()).unwrap_err());
     assert!(err.contains("t10k-labels-idx1-ubyte"), "{err}");
 
     std::fs::write(&paths[3], b"garbage!").unwrap();
-    let err = format!("{:#}", Dataset::load(Some(dir.path())).unwrap_err());
+    let err = format!("{:#}", Dataset::load(Some(dir.path()), &LoadOptions::default()).unwrap_err());
     assert!(err.contains(&paths[3].display().to_string()) && err.contains("magic"), "{err}");
 }

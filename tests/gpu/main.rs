@@ -23,6 +23,7 @@ mod conv_gemm;
 mod conv_transpose;
 mod data;
 mod elementwise;
+mod folder;
 mod fuzz;
 mod gan;
 mod gather;

@@ -245,6 +245,9 @@ fn decode_one(path: &Path, side: usize, want: Option<usize>) -> Result<(usize, V
     let img = std::panic::catch_unwind(read).map_err(|_| "the decoder panicked".to_string())??;
     let (w, h) = img.dimensions();
     let s = w.min(h);
+    if s == 0 {
+        return Err(format!("{w}×{h} image has no pixels"));
+    }
     let img = img.crop_imm((w - s) / 2, (h - s) / 2, s, s);
     let grey = !img.color().has_color();
     let channels = want.unwrap_or(if grey { 1 } else { 3 });

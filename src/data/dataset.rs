@@ -1,11 +1,15 @@
 //! The training and test images in host memory, found in order: `--data DIR`, the Debian package's
-//! directory ([`DEBIAN_DIR`]), then the Fashion-MNIST subset compiled into the binary (assets/).
+//! directory ([`DEBIAN_DIR`]), then the Fashion-MNIST subset compiled into the binary (assets/). A
+//! `--data DIR` without IDX or CIFAR-10 files is a folder of ordinary images ([`super::folder`]).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use super::folder;
 use super::idx;
+pub use super::options::LoadOptions;
+pub use super::resize::resize_split;
 use super::split::Split;
 
 /// Where Debian's `fashion-mnist` package installs the full dataset.
@@ -18,40 +22,25 @@ const EMBEDDED: [(&str, &[u8]); 4] = [
     ("t10k-labels-idx1-ubyte.gz", include_bytes!("../../assets/fashion-mnist-subset/t10k-labels-idx1-ubyte.gz")),
 ];
 
-/// How a folder of image files becomes a dataset (IDX and CIFAR-10 directories ignore it).
-#[derive(Clone, Debug)]
-pub struct LoadOptions {
-    /// Side of the square images a folder is brought to; None: 64.
-    pub image_size: Option<usize>,
-    /// 1 or 3; None: 3 unless every image of the folder is greyscale.
-    pub channels: Option<usize>,
-    /// Share of a folder's images held out as the test split, fixed by `seed`.
-    pub test_fraction: f64,
-    pub seed: u64,
-}
-
-impl Default for LoadOptions {
-    fn default() -> Self {
-        LoadOptions { image_size: None, channels: None, test_fraction: 0.05, seed: 0 }
-    }
-}
-
 /// The training and test splits and a description of where they came from.
 #[derive(Debug, Clone)]
 pub struct Dataset {
     pub train: Split,
     pub test: Split,
-    /// The directory used, or "embedded Fashion-MNIST subset (N train, M test)".
+    /// The directory used, or "embedded Fashion-MNIST subset (N train, M test)", or for an image folder
+    /// "DIR (image folder: 1234 images → 64×64×3, 2 skipped, cached)".
     pub source: String,
 }
 
 impl Dataset {
     /// Looks up the dataset in order: `data_dir` if given (a failure there is an error, never a silent
     /// fallback), else [`DEBIAN_DIR`] if any of its files exist (a broken file there is an error too, so a
-    /// damaged install is not mistaken for the small subset), else the embedded subset.
-    pub fn load(data_dir: Option<&Path>, _opts: &LoadOptions) -> Result<Dataset> {
+    /// damaged install is not mistaken for the small subset), else the embedded subset. `opts` is
+    /// validated whatever the format; its image size and channels apply to image folders only.
+    pub fn load(data_dir: Option<&Path>, opts: &LoadOptions) -> Result<Dataset> {
+        opts.validate()?;
         if let Some(dir) = data_dir {
-            return Dataset::from_dir(dir).with_context(|| format!("loading --data {}", dir.display()));
+            return Dataset::from_dir_with(dir, opts).with_context(|| format!("loading --data {}", dir.display()));
         }
         let debian = Path::new(DEBIAN_DIR);
         if STEMS.iter().any(|s| find(debian, s).is_some()) {
@@ -62,11 +51,27 @@ impl Dataset {
 
     /// Reads CIFAR-10 binary batches if `dir` has them (see [`super::cifar`]), else `train-images-idx3-ubyte`, `train-labels-idx1-ubyte`, `t10k-images-idx3-ubyte` and
     /// `t10k-labels-idx1-ubyte` from `dir`, each optionally `.gz` (also accepted: the `.idx3-ubyte` spelling).
+    /// A directory with none of these is an image folder, loaded with the default [`LoadOptions`].
     pub fn from_dir(dir: &Path) -> Result<Dataset> {
+        Dataset::from_dir_with(dir, &LoadOptions::default())
+    }
+
+    /// [`Dataset::from_dir`] with `opts` for an image folder, whose warnings (skipped files, an
+    /// unwritable cache) are printed to stderr.
+    pub fn from_dir_with(dir: &Path, opts: &LoadOptions) -> Result<Dataset> {
         if !dir.is_dir() {
             bail!("{}: not a directory", dir.display());
         }
-        if super::cifar::present(dir) && !STEMS.iter().any(|s| find(dir, s).is_some()) {
+        let idx_present = STEMS.iter().any(|s| find(dir, s).is_some());
+        if !idx_present && !super::cifar::present(dir) {
+            let f = folder::load(dir, opts)?;
+            for w in f.warnings(dir) {
+                eprintln!("warning: {w}");
+            }
+            let source = format!("{} ({})", dir.display(), f.describe());
+            return Ok(Dataset { train: f.train, test: f.test, source });
+        }
+        if super::cifar::present(dir) && !idx_present {
             let (train, test) = super::cifar::load(dir)?;
             return Ok(Dataset { train, test, source: format!("{} (CIFAR-10 binary)", dir.display()) });
         }

@@ -37,20 +37,3 @@ impl Split {
     }
 }
 
-/// Brings every image of `split` to `side`×`side`: centre-cropped to a square, then resized with
-/// Lanczos3, channel by channel.
-pub fn resize_split(split: &Split, side: usize) -> Split {
-    use image::imageops::{self, FilterType};
-    let (h, w) = (split.h as u32, split.w as u32);
-    let sq = h.min(w);
-    let (x0, y0) = ((w - sq) / 2, (h - sq) / 2);
-    let mut images = Vec::with_capacity(split.n * split.channels * side * side);
-    for i in 0..split.n {
-        for plane in split.image(i).chunks_exact(split.h * split.w) {
-            let img = image::GrayImage::from_raw(w, h, plane.to_vec()).expect("plane of h×w bytes");
-            let crop = imageops::crop_imm(&img, x0, y0, sq, sq).to_image();
-            images.extend(imageops::resize(&crop, side as u32, side as u32, FilterType::Lanczos3).into_raw());
-        }
-    }
-    Split { images, labels: split.labels.clone(), n: split.n, h: side, w: side, channels: split.channels }
-}

@@ -27,6 +27,7 @@ mod data;
 mod dcgan64;
 mod defaults;
 mod elementwise;
+mod folder;
 mod fuzz;
 mod gan;
 mod gather;

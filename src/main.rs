@@ -40,7 +40,7 @@ enum Command {
     /// Evaluate a checkpoint on the test set.
     #[command(subcommand)]
     Eval(EvalCmd),
-    /// Write a PNG grid of images from a checkpoint.
+    /// Write images from a checkpoint: a PNG grid, or an .npy array for other tools.
     #[command(subcommand)]
     Sample(SampleCmd),
     /// Time training steps headless: ms/step, images/s, traffic per step and a per-kernel table.

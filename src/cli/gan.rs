@@ -8,6 +8,7 @@ use clap::Args;
 use gputrain::models::gan::{Arch, Gan, GanConfig, DCGAN_SIDES};
 use gputrain::runtime::{BackendChoice, Gpu};
 use gputrain::scores::{real_images, FeatureNet, Scorer};
+use gputrain::train::images::{in_chunks, save_samples, SampleFormat, MAX_SAMPLES};
 use gputrain::train::model::TrainableModel;
 use gputrain::train::run;
 
@@ -35,6 +36,9 @@ pub struct TrainGan {
     score_samples: usize,
 }
 
+/// Noise vectors `Gan::generate` takes at once.
+const GENERATE_BATCH: usize = 64;
+
 #[derive(Args)]
 pub struct EvalGan {
     #[arg(long, value_name = "FILE")]
@@ -51,12 +55,15 @@ pub struct EvalGan {
 pub struct SampleGan {
     #[arg(long, value_name = "FILE")]
     checkpoint: PathBuf,
-    /// Images to draw (at most 64).
+    /// Images to draw, 1 to 50 000.
     #[arg(long, default_value_t = 64)]
     n: usize,
-    /// Output PNG.
-    #[arg(long, value_name = "FILE", default_value = "samples.png")]
-    out: PathBuf,
+    /// png (a grid ⌈√N⌉ wide) or npy (float32 N×C×H×W in [−1, 1], for other tools).
+    #[arg(long, default_value = "png")]
+    format: SampleFormat,
+    /// Output file [default: samples.png or samples.npy].
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
     /// Seed of the noise draws.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -136,9 +143,10 @@ pub fn eval(a: EvalGan, gpu: impl Fn() -> Result<Gpu>) -> Result<()> {
 }
 
 pub fn sample(a: SampleGan, gpu: impl Fn() -> Result<Gpu>) -> Result<()> {
-    if !(1..=64).contains(&a.n) {
-        bail!("--n {}: must be between 1 and 64", a.n);
+    if !(1..=MAX_SAMPLES).contains(&a.n) {
+        bail!("--n {}: must be between 1 and {MAX_SAMPLES}", a.n);
     }
+    let out = a.out.unwrap_or_else(|| a.format.file("samples"));
     let settings = checkpoint_settings(&a.checkpoint).context("--checkpoint")?;
     let c: GanConfig = config_from_settings(&settings)?;
     let data = load_data(None, &settings, Some(c.side()))?;
@@ -148,9 +156,10 @@ pub fn sample(a: SampleGan, gpu: impl Fn() -> Result<Gpu>) -> Result<()> {
     use rand::SeedableRng;
     let mut rng = rand::rngs::StdRng::seed_from_u64(a.seed);
     let normal = rand_distr::Normal::new(0.0f32, 1.0).expect("unit normal");
-    let z: Vec<f32> = (0..a.n * model.latent()).map(|_| rand_distr::Distribution::sample(&normal, &mut rng)).collect();
-    let images = model.generate(&gpu, &z)?;
-    run::save_batch(&a.out, &images)?;
-    println!("wrote {} ({} images)", a.out.display(), a.n);
+    let latent = model.latent();
+    let z: Vec<f32> = (0..a.n * latent).map(|_| rand_distr::Distribution::sample(&normal, &mut rng)).collect();
+    let images = in_chunks(&z, latent, GENERATE_BATCH, |z| model.generate(&gpu, z))?;
+    save_samples(&out, a.format, &images)?;
+    println!("wrote {} ({} images)", out.display(), a.n);
     Ok(())
 }

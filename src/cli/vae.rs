@@ -7,10 +7,14 @@ use clap::Args;
 
 use gputrain::models::vae::{Vae, VaeArch, VaeConfig};
 use gputrain::runtime::{BackendChoice, Gpu};
+use gputrain::train::images::{in_chunks, save_samples, SampleFormat, MAX_SAMPLES};
 use gputrain::train::model::TrainableModel;
 use gputrain::train::run;
 
 use super::train::{checkpoint_settings, config_from_settings, load_data, settings_of, train_model, TrainArgs};
+
+/// Latent vectors `Vae::decode` takes at once.
+const DECODE_BATCH: usize = 64;
 
 #[derive(Args)]
 pub struct TrainVae {
@@ -38,10 +42,13 @@ pub struct EvalVae {
 pub struct SampleVae {
     #[arg(long, value_name = "FILE")]
     checkpoint: PathBuf,
-    /// Images to draw (at most 64) [default: 64, or 16 frames with --interpolate].
+    /// Images to draw, 1 to 50 000 [default: 64, or 16 frames with --interpolate].
     #[arg(long)]
     n: Option<usize>,
-    /// Output PNG [default: samples.png, or interpolation.png].
+    /// png (a grid ⌈√N⌉ wide) or npy (float32 N×C×H×W in [0, 1], for other tools).
+    #[arg(long, default_value = "png")]
+    format: SampleFormat,
+    /// Output file [default: samples.png or .npy, or interpolation.png or .npy].
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
     /// Seed of the latent draws.
@@ -98,10 +105,11 @@ pub fn eval(a: EvalVae, gpu: impl Fn() -> Result<Gpu>) -> Result<()> {
 
 pub fn sample(a: SampleVae, gpu: impl Fn() -> Result<Gpu>) -> Result<()> {
     let n = a.n.unwrap_or(if a.interpolate { 16 } else { 64 });
-    if !(1..=64).contains(&n) || (a.interpolate && n < 2) {
-        bail!("--n {n}: must be between {} and 64", if a.interpolate { 2 } else { 1 });
+    let least = if a.interpolate { 2 } else { 1 };
+    if !(least..=MAX_SAMPLES).contains(&n) {
+        bail!("--n {n}: must be between {least} and {MAX_SAMPLES}");
     }
-    let out = a.out.unwrap_or_else(|| PathBuf::from(if a.interpolate { "interpolation.png" } else { "samples.png" }));
+    let out = a.out.unwrap_or_else(|| a.format.file(if a.interpolate { "interpolation" } else { "samples" }));
     let settings = checkpoint_settings(&a.checkpoint).context("--checkpoint")?;
     let c: VaeConfig = config_from_settings(&settings)?;
     let data = load_data(a.data.as_deref(), &settings, Some(c.arch.side()))?;
@@ -131,8 +139,8 @@ pub fn sample(a: SampleVae, gpu: impl Fn() -> Result<Gpu>) -> Result<()> {
         let normal = rand_distr::Normal::new(0.0f32, 1.0).expect("unit normal");
         (0..n * latent).map(|_| rand_distr::Distribution::sample(&normal, &mut rng)).collect()
     };
-    let images = model.decode(&gpu, &z)?;
-    run::save_batch(&out, &images)?;
+    let images = in_chunks(&z, latent, DECODE_BATCH, |z| model.decode(&gpu, z))?;
+    save_samples(&out, a.format, &images)?;
     println!("wrote {} ({n} images)", out.display());
     Ok(())
 }

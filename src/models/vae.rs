@@ -398,6 +398,9 @@ impl TrainableModel for Vae {
     fn loss_names(&self) -> Vec<String> {
         vec!["loss".into(), "recon".into(), "kl".into()]
     }
+    fn loss_unit(&self) -> &'static str {
+        "nats per image"
+    }
 
     fn start_epoch(&mut self, gpu: &Gpu, epoch: usize) -> Result<()> {
         self.core.start_epoch(gpu, epoch)

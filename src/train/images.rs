@@ -1,13 +1,16 @@
-//! PNG output: sample grids (torchvision `make_grid` style, 2-px gaps) and a loss plot, both drawn by
-//! hand so that no plotting or font crate enters the build; both written atomically.
+//! Image output: PNG sample grids (torchvision `make_grid` style, 2-px gaps) and NumPy .npy arrays of
+//! samples for other tools; every file written atomically. The plots are in plots.rs.
 
-use std::path::Path;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 use anyhow::{bail, Context, Result};
 use image::codecs::png::PngEncoder;
 use image::{ExtendedColorType, ImageEncoder};
 
-use super::write_atomic;
+use super::model::ImageBatch;
+use super::{write_atomic, write_atomic_with};
 
 const GAP: usize = 2;
 
@@ -67,7 +70,7 @@ fn grid(
     Ok((gw as u32, gh as u32, px, color))
 }
 
-fn write_png(path: &Path, width: u32, height: u32, pixels: &[u8], color: ExtendedColorType) -> Result<()> {
+pub(super) fn write_png(path: &Path, width: u32, height: u32, pixels: &[u8], color: ExtendedColorType) -> Result<()> {
     let mut bytes = Vec::new();
     PngEncoder::new(&mut bytes)
         .write_image(pixels, width, height, color)
@@ -75,232 +78,131 @@ fn write_png(path: &Path, width: u32, height: u32, pixels: &[u8], color: Extende
     write_atomic(path, &bytes)
 }
 
-const PLOT_W: usize = 800;
-const PLOT_H: usize = 480;
-const PALETTE: [[u8; 3]; 8] = [
-    [31, 119, 180],
-    [255, 127, 14],
-    [44, 160, 44],
-    [214, 39, 40],
-    [148, 103, 189],
-    [140, 86, 75],
-    [227, 119, 194],
-    [127, 127, 127],
-];
+/// The most images `sample` writes to one file.
+pub const MAX_SAMPLES: usize = 50_000;
 
-/// Saves a line plot of `series` (name, (x, y) points) as a PNG: axes with labelled ticks, one colour per
-/// series, and a legend of coloured squares with the names (upper-cased, in a 3×5 pixel font).
-/// Non-finite points are skipped, so a diverged run still plots up to where it diverged.
-pub fn save_loss_plot(path: &Path, series: &[(&str, Vec<(f64, f64)>)]) -> Result<()> {
-    let finite = || series.iter().flat_map(|(_, p)| p.iter()).filter(|(x, y)| x.is_finite() && y.is_finite());
-    let (xs, ys) = (Axis::new(finite().map(|p| p.0)), Axis::new(finite().map(|p| p.1)));
-    let mut cv = Canvas::new(PLOT_W, PLOT_H);
-    let ylabels: Vec<String> = ys.ticks.iter().map(|&t| ys.label(t)).collect();
-    let left = 12 + ylabels.iter().map(|l| text_width(l)).max().unwrap_or(0) as i64;
-    let (top, right, bottom) = (34i64, PLOT_W as i64 - 24, PLOT_H as i64 - 30);
-    let to_px = |x: f64, y: f64| -> (i64, i64) {
-        let fx = (x - xs.lo) / (xs.hi - xs.lo);
-        let fy = (y - ys.lo) / (ys.hi - ys.lo);
-        (left + (fx * (right - left) as f64).round() as i64, bottom - (fy * (bottom - top) as f64).round() as i64)
-    };
-    const GRID: [u8; 3] = [225, 225, 225];
-    const INK: [u8; 3] = [0, 0, 0];
-    for (t, label) in ys.ticks.iter().zip(&ylabels) {
-        let (_, py) = to_px(xs.lo, *t);
-        cv.line(left, py, right, py, GRID);
-        cv.line(left - 4, py, left, py, INK);
-        cv.text(left - 6 - text_width(label) as i64, py - 4, label, INK);
-    }
-    for &t in &xs.ticks {
-        let (px, _) = to_px(t, ys.lo);
-        cv.line(px, top, px, bottom, GRID);
-        cv.line(px, bottom, px, bottom + 4, INK);
-        let label = xs.label(t);
-        cv.text(px - text_width(&label) as i64 / 2, bottom + 8, &label, INK);
-    }
-    cv.line(left, top, left, bottom, INK);
-    cv.line(left, bottom, right, bottom, INK);
-    let mut lx = left;
-    for (i, (name, points)) in series.iter().enumerate() {
-        let colour = PALETTE[i % PALETTE.len()];
-        let mut prev: Option<(i64, i64)> = None;
-        for &(x, y) in points {
-            if !(x.is_finite() && y.is_finite()) {
-                prev = None;
-                continue;
-            }
-            let p = to_px(x, y);
-            match prev {
-                Some(q) => cv.line(q.0, q.1, p.0, p.1, colour),
-                None => cv.set(p.0, p.1, colour),
-            }
-            prev = Some(p);
-        }
-        cv.rect(lx, 10, lx + 11, 21, colour);
-        cv.text(lx + 16, 11, name, INK);
-        lx += 16 + text_width(name) as i64 + 20;
-    }
-    write_png(path, PLOT_W as u32, PLOT_H as u32, &cv.px, ExtendedColorType::Rgb8)
+/// How `sample` writes its images.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SampleFormat {
+    /// One PNG grid, [`grid_cols`] images wide.
+    Png,
+    /// A float32 NCHW array in the model's value range, as [`save_npy`] writes it.
+    Npy,
 }
 
-/// An axis range widened to whole multiples of a 1-2-5 tick step (about five ticks).
-struct Axis {
-    lo: f64,
-    hi: f64,
-    step: f64,
-    ticks: Vec<f64>,
-}
-
-impl Axis {
-    fn new(values: impl Iterator<Item = f64>) -> Axis {
-        let (mut lo, mut hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
-        if lo > hi {
-            (lo, hi) = (0.0, 1.0);
-        }
-        if hi - lo < 1e-12 * lo.abs().max(1.0) {
-            (lo, hi) = (lo - 0.5 * lo.abs().max(1.0), hi + 0.5 * hi.abs().max(1.0));
-        }
-        let raw = (hi - lo) / 5.0;
-        let mag = 10f64.powf(raw.log10().floor());
-        let step = [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * mag).find(|s| *s >= raw).unwrap_or(10.0 * mag);
-        let (lo, hi) = ((lo / step).floor() * step, (hi / step).ceil() * step);
-        let count = ((hi - lo) / step).round() as usize;
-        let ticks = (0..=count).map(|k| lo + k as f64 * step).collect();
-        Axis { lo, hi, step, ticks }
-    }
-
-    fn label(&self, v: f64) -> String {
-        let big = self.hi.abs().max(self.lo.abs());
-        if big >= 1e6 || self.step < 1e-4 {
-            return format!("{v:.1e}");
-        }
-        let decimals = (-self.step.log10().floor()).max(0.0) as usize;
-        // Snap values like 0.30000000000000004 and -0 before printing.
-        let v = if v.abs() < self.step * 1e-6 { 0.0 } else { v };
-        format!("{v:.decimals$}")
+impl SampleFormat {
+    /// The file `stem` with this format's extension (e.g. `samples.npy`).
+    pub fn file(self, stem: &str) -> PathBuf {
+        PathBuf::from(format!("{stem}.{self}"))
     }
 }
 
-struct Canvas {
-    w: usize,
-    h: usize,
-    px: Vec<u8>,
-}
-
-impl Canvas {
-    fn new(w: usize, h: usize) -> Canvas {
-        Canvas { w, h, px: vec![255; w * h * 3] }
-    }
-
-    fn set(&mut self, x: i64, y: i64, c: [u8; 3]) {
-        if x >= 0 && y >= 0 && (x as usize) < self.w && (y as usize) < self.h {
-            let i = (y as usize * self.w + x as usize) * 3;
-            self.px[i..i + 3].copy_from_slice(&c);
-        }
-    }
-
-    fn rect(&mut self, x0: i64, y0: i64, x1: i64, y1: i64, c: [u8; 3]) {
-        for y in y0..y1 {
-            for x in x0..x1 {
-                self.set(x, y, c);
-            }
-        }
-    }
-
-    /// Bresenham's line, both ends included.
-    fn line(&mut self, x0: i64, y0: i64, x1: i64, y1: i64, c: [u8; 3]) {
-        let (dx, dy) = ((x1 - x0).abs(), -(y1 - y0).abs());
-        let (sx, sy) = (if x0 < x1 { 1 } else { -1 }, if y0 < y1 { 1 } else { -1 });
-        let (mut x, mut y, mut err) = (x0, y0, dx + dy);
-        loop {
-            self.set(x, y, c);
-            if x == x1 && y == y1 {
-                break;
-            }
-            let e2 = 2 * err;
-            if e2 >= dy {
-                err += dy;
-                x += sx;
-            }
-            if e2 <= dx {
-                err += dx;
-                y += sy;
-            }
-        }
-    }
-
-    /// Draws `s` at 2× scale with its top-left corner at (x, y); unknown characters leave a gap.
-    fn text(&mut self, x: i64, y: i64, s: &str, c: [u8; 3]) {
-        for (k, ch) in s.chars().enumerate() {
-            let Some(rows) = glyph(ch) else { continue };
-            let gx = x + (k * GLYPH_ADVANCE) as i64;
-            for (r, bits) in rows.iter().enumerate() {
-                for col in 0..3 {
-                    if bits & (0b100 >> col) != 0 {
-                        self.rect(gx + 2 * col, y + 2 * r as i64, gx + 2 * col + 2, y + 2 * r as i64 + 2, c);
-                    }
-                }
-            }
-        }
+impl FromStr for SampleFormat {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "png" => Self::Png,
+            "npy" => Self::Npy,
+            other => bail!("unknown format '{other}': expected png or npy"),
+        })
     }
 }
 
-/// 3-px glyphs at 2× plus 2 px of spacing.
-const GLYPH_ADVANCE: usize = 8;
-
-fn text_width(s: &str) -> usize {
-    (s.chars().count() * GLYPH_ADVANCE).saturating_sub(2)
+impl fmt::Display for SampleFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Png => "png",
+            Self::Npy => "npy",
+        })
+    }
 }
 
-/// A 3×5 bitmap per character, one row per byte (bit 2 = left column); letters are upper case only.
-fn glyph(ch: char) -> Option<[u8; 5]> {
-    Some(match ch.to_ascii_uppercase() {
-        '0' => [0b111, 0b101, 0b101, 0b101, 0b111],
-        '1' => [0b010, 0b110, 0b010, 0b010, 0b111],
-        '2' => [0b111, 0b001, 0b111, 0b100, 0b111],
-        '3' => [0b111, 0b001, 0b111, 0b001, 0b111],
-        '4' => [0b101, 0b101, 0b111, 0b001, 0b001],
-        '5' => [0b111, 0b100, 0b111, 0b001, 0b111],
-        '6' => [0b111, 0b100, 0b111, 0b101, 0b111],
-        '7' => [0b111, 0b001, 0b001, 0b010, 0b010],
-        '8' => [0b111, 0b101, 0b111, 0b101, 0b111],
-        '9' => [0b111, 0b101, 0b111, 0b001, 0b111],
-        '.' => [0b000, 0b000, 0b000, 0b000, 0b010],
-        ',' => [0b000, 0b000, 0b000, 0b010, 0b100],
-        '-' => [0b000, 0b000, 0b111, 0b000, 0b000],
-        '+' => [0b000, 0b010, 0b111, 0b010, 0b000],
-        '_' => [0b000, 0b000, 0b000, 0b000, 0b111],
-        ':' => [0b000, 0b010, 0b000, 0b010, 0b000],
-        '/' => [0b001, 0b001, 0b010, 0b100, 0b100],
-        '(' => [0b001, 0b010, 0b010, 0b010, 0b001],
-        ')' => [0b100, 0b010, 0b010, 0b010, 0b100],
-        '=' => [0b000, 0b111, 0b000, 0b111, 0b000],
-        'A' => [0b010, 0b101, 0b111, 0b101, 0b101],
-        'B' => [0b110, 0b101, 0b110, 0b101, 0b110],
-        'C' => [0b011, 0b100, 0b100, 0b100, 0b011],
-        'D' => [0b110, 0b101, 0b101, 0b101, 0b110],
-        'E' => [0b111, 0b100, 0b110, 0b100, 0b111],
-        'F' => [0b111, 0b100, 0b110, 0b100, 0b100],
-        'G' => [0b011, 0b100, 0b101, 0b101, 0b011],
-        'H' => [0b101, 0b101, 0b111, 0b101, 0b101],
-        'I' => [0b111, 0b010, 0b010, 0b010, 0b111],
-        'J' => [0b001, 0b001, 0b001, 0b101, 0b010],
-        'K' => [0b101, 0b101, 0b110, 0b101, 0b101],
-        'L' => [0b100, 0b100, 0b100, 0b100, 0b111],
-        'M' => [0b101, 0b111, 0b111, 0b101, 0b101],
-        'N' => [0b110, 0b101, 0b101, 0b101, 0b101],
-        'O' => [0b010, 0b101, 0b101, 0b101, 0b010],
-        'P' => [0b110, 0b101, 0b110, 0b100, 0b100],
-        'Q' => [0b010, 0b101, 0b101, 0b110, 0b011],
-        'R' => [0b110, 0b101, 0b110, 0b101, 0b101],
-        'S' => [0b011, 0b100, 0b010, 0b001, 0b110],
-        'T' => [0b111, 0b010, 0b010, 0b010, 0b010],
-        'U' => [0b101, 0b101, 0b101, 0b101, 0b111],
-        'V' => [0b101, 0b101, 0b101, 0b101, 0b010],
-        'W' => [0b101, 0b101, 0b111, 0b111, 0b101],
-        'X' => [0b101, 0b101, 0b010, 0b101, 0b101],
-        'Y' => [0b101, 0b101, 0b010, 0b010, 0b010],
-        'Z' => [0b111, 0b001, 0b010, 0b100, 0b111],
-        _ => return None,
+/// Columns of a sample grid of `n` images: ⌈√n⌉, so the grid is as near square as whole rows allow.
+pub fn grid_cols(n: usize) -> usize {
+    let mut c = (n as f64).sqrt() as usize;
+    while c * c < n {
+        c += 1;
+    }
+    c.max(1)
+}
+
+/// The images of every `per_call`-vector slice of `z` (vectors of `latent` floats) made by `make` (a
+/// model's decoder or generator, which takes a bounded batch), concatenated in order.
+pub fn in_chunks(
+    z: &[f32],
+    latent: usize,
+    per_call: usize,
+    mut make: impl FnMut(&[f32]) -> Result<ImageBatch>,
+) -> Result<ImageBatch> {
+    if latent == 0 || per_call == 0 || z.is_empty() || !z.len().is_multiple_of(latent) {
+        bail!("{} floats are not whole latent vectors of {latent}", z.len());
+    }
+    let n = z.len() / latent;
+    let mut all: Option<ImageBatch> = None;
+    for chunk in z.chunks(per_call * latent) {
+        let b = make(chunk)?;
+        if b.nchw[0] != chunk.len() / latent || b.data.len() != b.nchw.iter().product::<usize>() {
+            bail!("{} latent vectors gave {:?} images of {} values", chunk.len() / latent, b.nchw, b.data.len());
+        }
+        match &mut all {
+            None => {
+                let mut data = Vec::with_capacity(n * (b.data.len() / b.nchw[0]));
+                data.extend_from_slice(&b.data);
+                all = Some(ImageBatch { data, ..b });
+            }
+            Some(a) if a.nchw[1..] != b.nchw[1..] || a.range != b.range => {
+                bail!("chunks of {:?} images in {:?} and {:?} in {:?}", a.nchw, a.range, b.nchw, b.range)
+            }
+            Some(a) => {
+                a.data.extend_from_slice(&b.data);
+                a.nchw[0] += b.nchw[0];
+            }
+        }
+    }
+    all.context("no images")
+}
+
+/// Saves `batch` at `path` in `format`: a PNG grid [`grid_cols`] wide, or an .npy array.
+pub fn save_samples(path: &Path, format: SampleFormat, batch: &ImageBatch) -> Result<()> {
+    match format {
+        SampleFormat::Png => save_grid(path, &batch.data, batch.nchw, grid_cols(batch.nchw[0]), batch.range),
+        SampleFormat::Npy => save_npy(path, &batch.data, batch.nchw),
+    }
+}
+
+/// Saves `images` (NCHW with `nchw = [n, channels, h, w]`) as a NumPy .npy file, format version 1.0:
+/// a little-endian float32 (`'<f4'`) C-order array of shape (n, channels, h, w), values as given.
+pub fn save_npy(path: &Path, images: &[f32], nchw: [usize; 4]) -> Result<()> {
+    let count = nchw.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    if count != Some(images.len()) {
+        let [n, c, h, w] = nchw;
+        bail!("{}: {} values for {n}×{c}×{h}×{w} images", path.display(), images.len());
+    }
+    let header = npy_header(&nchw);
+    write_atomic_with(path, |w| {
+        w.write_all(&header)?;
+        let mut bytes = Vec::with_capacity(1 << 16);
+        for chunk in images.chunks(1 << 14) {
+            bytes.clear();
+            bytes.extend(chunk.iter().flat_map(|v| v.to_le_bytes()));
+            w.write_all(&bytes)?;
+        }
+        Ok(())
     })
+}
+
+/// The magic, version, header length and header dict of an .npy 1.0 file of little-endian float32 in C
+/// order. The dict is padded with spaces and ended by a newline so that the data starts on a 64-byte
+/// boundary, as the format asks (and numpy.load memory-maps).
+fn npy_header(&[n, c, h, w]: &[usize; 4]) -> Vec<u8> {
+    let mut dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({n}, {c}, {h}, {w}), }}");
+    const PREFIX: usize = 6 + 2 + 2;
+    let pad = (64 - (PREFIX + dict.len() + 1) % 64) % 64;
+    dict.extend(std::iter::repeat_n(' ', pad));
+    dict.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    // Four usize dims make a dict of at most 192 bytes, inside version 1.0's u16 length.
+    out.extend_from_slice(&(dict.len() as u16).to_le_bytes());
+    out.extend_from_slice(dict.as_bytes());
+    out
 }

@@ -1,4 +1,4 @@
-//! The run directory's logs: metrics.csv, epochs.csv and the loss.png drawn from them. Rows are appended
+//! The run directory's logs: metrics.csv, epochs.csv and the plots drawn from them (plots.rs). Rows are appended
 //! and flushed as they arrive, so a crash keeps what was logged; a resume rewrites each file first,
 //! dropping rows past the checkpoint it continues from.
 
@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use super::images::save_loss_plot;
 use super::model::Evaluation;
+use super::plots::{save_loss_plot, save_scores_plot, score_panel};
 use super::progress::epoch_of;
 use super::write_atomic;
 
@@ -117,11 +117,21 @@ pub fn parse_num(s: &str) -> f64 {
 /// Logged values at one step: the x and ys of the loss plot.
 type Point = (u64, Vec<f64>);
 
-/// A run's metrics.csv (one row per loss report), epochs.csv (one row per evaluation) and loss.png,
-/// with the history the plot and the epoch's mean train loss need.
+/// One evaluation's figures, at the epoch and global step it ended.
+struct EvalPoint {
+    epoch: u64,
+    step: u64,
+    figures: Vec<f64>,
+}
+
+/// A run's metrics.csv (one row per loss report), epochs.csv (one row per evaluation), loss.png and,
+/// when the evaluations score generated images, scores.png, with the history the plots and the epoch's
+/// mean train loss need.
 pub struct Logs {
     dir: PathBuf,
     loss_names: Vec<String>,
+    /// The y axis label of loss.png.
+    loss_unit: String,
     steps_per_epoch: u64,
     metrics: CsvLog,
     metric_points: Vec<Point>,
@@ -132,16 +142,18 @@ pub struct Logs {
     /// epochs.csv as kept from before a resume, until the first evaluation opens the log.
     epoch_history: Option<Table>,
     eval_names: Vec<String>,
-    eval_points: Vec<Point>,
+    eval_points: Vec<EvalPoint>,
 }
 
 impl Logs {
     /// Starts the logs in `dir` at global step `start`, carrying over the rows up to `start` from the
-    /// logs in `history` (the resumed run's directory, which may be `dir` itself).
+    /// logs in `history` (the resumed run's directory, which may be `dir` itself); `loss_unit` labels
+    /// loss.png's y axis.
     pub fn open(
         dir: &Path,
         history: Option<&Path>,
         loss_names: &[String],
+        loss_unit: &str,
         steps_per_epoch: u64,
         start: u64,
     ) -> Result<Logs> {
@@ -163,6 +175,7 @@ impl Logs {
         let mut logs = Logs {
             dir: dir.to_path_buf(),
             loss_names: loss_names.to_vec(),
+            loss_unit: loss_unit.to_string(),
             steps_per_epoch,
             metrics,
             metric_points: Vec::new(),
@@ -190,8 +203,11 @@ impl Logs {
             // epoch, step, train_loss, figures..., seconds
             if h.len() > 4 {
                 logs.eval_names = h[3..h.len() - 1].to_vec();
-                logs.eval_points =
-                    rows.iter().map(|r| parse(r)).map(|v| (v[1] as u64, v[3..v.len() - 1].to_vec())).collect();
+                logs.eval_points = rows
+                    .iter()
+                    .map(|r| parse(r))
+                    .map(|v| EvalPoint { epoch: v[0] as u64, step: v[1] as u64, figures: v[3..v.len() - 1].to_vec() })
+                    .collect();
             }
         }
         logs.epoch_history = epoch_history;
@@ -238,21 +254,36 @@ impl Logs {
         if let Some(log) = &mut self.epochs {
             log.row(&row)?;
         }
-        self.eval_points.push((step, eval.figures.iter().map(|(_, v)| *v).collect()));
+        self.eval_points.push(EvalPoint { epoch, step, figures: eval.figures.iter().map(|(_, v)| *v).collect() });
         Ok(train_loss)
     }
 
-    /// Redraws loss.png: every logged loss and every test figure against the global step.
+    /// Redraws loss.png (every logged loss and every test figure against the global step, except the
+    /// scores) and, when the evaluations have IS or FID figures, scores.png (those against the epoch).
     pub fn plot(&self) -> Result<()> {
-        let mut series: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
-        for (i, name) in self.loss_names.iter().enumerate() {
-            series.push((name.clone(), self.metric_points.iter().map(|(s, v)| (*s as f64, v[i])).collect()));
-        }
+        let losses: Vec<(&str, Vec<(f64, f64)>)> = self
+            .loss_names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| (name.as_str(), self.metric_points.iter().map(|(s, v)| (*s as f64, v[i])).collect()))
+            .collect();
+        let figure = |i: usize, x: fn(&EvalPoint) -> f64| -> Vec<(f64, f64)> {
+            self.eval_points.iter().filter(|p| i < p.figures.len()).map(|p| (x(p), p.figures[i])).collect()
+        };
+        let mut test_names = Vec::new();
+        let mut panels = Vec::new();
         for (i, name) in self.eval_names.iter().enumerate() {
-            let pts = self.eval_points.iter().filter(|(_, v)| i < v.len()).map(|(s, v)| (*s as f64, v[i])).collect();
-            series.push((format!("test {name}"), pts));
+            match score_panel(name, figure(i, |p| p.epoch as f64)) {
+                Some(panel) => panels.push(panel),
+                None => test_names.push((i, format!("test {name}"))),
+            }
         }
-        let refs: Vec<(&str, Vec<(f64, f64)>)> = series.iter().map(|(n, p)| (n.as_str(), p.clone())).collect();
-        save_loss_plot(&self.dir.join("loss.png"), &refs)
+        let tests: Vec<(&str, Vec<(f64, f64)>)> =
+            test_names.iter().map(|(i, name)| (name.as_str(), figure(*i, |p| p.step as f64))).collect();
+        save_loss_plot(&self.dir.join("loss.png"), &self.loss_unit, &losses, &tests)?;
+        if !panels.is_empty() {
+            save_scores_plot(&self.dir.join("scores.png"), &panels)?;
+        }
+        Ok(())
     }
 }

@@ -41,6 +41,10 @@ pub trait TrainableModel {
     fn steps_per_epoch(&self) -> usize;
     /// Names of the values `poll_losses` reports, in order (e.g. ["loss", "recon", "kl"]).
     fn loss_names(&self) -> Vec<String>;
+    /// What the losses measure, for the y axis of loss.png (the VAE's are "nats per image").
+    fn loss_unit(&self) -> &'static str {
+        "loss"
+    }
     /// Shuffles and uploads the epoch's sample order (the only per-epoch upload).
     fn start_epoch(&mut self, gpu: &Gpu, epoch: usize) -> Result<()>;
     /// One training step: one submit. With `log`, losses since the last log are read back asynchronously.

@@ -97,7 +97,7 @@ pub fn train(gpu: &Gpu, model: &mut dyn TrainableModel, opts: &RunOptions) -> Re
     }
     create_run_dir(&run_dir)?;
     write_config(&run_dir, gpu, model, opts, resume.as_ref(), start)?;
-    let logs = Logs::open(&run_dir, source_run.as_deref(), &model.loss_names(), spe, start)?;
+    let logs = Logs::open(&run_dir, source_run.as_deref(), &model.loss_names(), model.loss_unit(), spe, start)?;
     let mut run = Run {
         progress: Progress::new(opts.quiet, start, target, opts.epochs, spe),
         gpu,

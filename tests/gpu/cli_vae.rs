@@ -6,8 +6,10 @@ use crate::common;
 use std::io::Write;
 use std::path::Path;
 
+use image::GenericImageView;
+
 /// Runs this build's `gputrain`.
-fn cli(args: &[&str], cwd: &Path) -> (i32, String, String) {
+pub(crate) fn cli(args: &[&str], cwd: &Path) -> (i32, String, String) {
     common::cli(env!("CARGO_BIN_EXE_gputrain"), args, cwd)
 }
 
@@ -44,7 +46,7 @@ fn gz(data: &[u8]) -> Vec<u8> {
 }
 
 /// 32 training and 16 test images, the training images gzipped as the real files are.
-fn write_dataset(dir: &Path) {
+pub(crate) fn write_dataset(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("train-images-idx3-ubyte.gz"), gz(&idx_images(32, 0))).unwrap();
     std::fs::write(dir.join("train-labels-idx1-ubyte"), idx_labels(32)).unwrap();
@@ -82,6 +84,46 @@ fn train_then_eval_then_sample_from_the_command_line() {
     }
     assert!(image::open(dir.join("s.png")).is_ok());
     assert!(image::open(dir.join("i.png")).is_ok());
+
+    // More than one decode batch, as a grid ⌈√N⌉ wide and as an array; the defaults name the file.
+    let ck = ["sample", "vae", "--checkpoint", "run/checkpoints/last.safetensors"];
+    for (extra, file, n) in [
+        (&["--n", "100", "--out", "g100.png"][..], "g100.png", 100),
+        (&["--n", "7", "--out", "g7.png"], "g7.png", 7),
+        (&["--n", "1", "--out", "g1.png"], "g1.png", 1),
+        (&["--n", "100", "--format", "npy"], "samples.npy", 100),
+        (&["--interpolate", "--n", "5", "--format", "npy"], "interpolation.npy", 5),
+    ] {
+        let args: Vec<&str> = ck.iter().chain(extra).copied().collect();
+        let (code, out, err) = cli(&args, dir);
+        assert_eq!(code, 0, "{args:?}: {out}\n{err}");
+        assert!(out.contains(&format!("wrote {file} ({n} images)")), "{out}");
+        if file.ends_with(".png") {
+            let cols = (n as f64).sqrt().ceil() as u32;
+            let rows = (n as u32).div_ceil(cols);
+            let dims = image::open(dir.join(file)).unwrap().dimensions();
+            assert_eq!(dims, (cols * 34 + 2, rows * 34 + 2), "{file}");
+        } else {
+            let (shape, values) = crate::images::read_npy(&dir.join(file));
+            assert_eq!(shape, [n, 1, 32, 32], "{file}");
+            assert!(values.iter().all(|v| (0.0..=1.0).contains(v)), "{file}: values outside [0, 1]");
+            assert!(values.iter().any(|&v| v > 0.01), "{file}: blank images");
+        }
+    }
+    // The first images of a larger draw are the smaller draw's (the same latent stream, chunked).
+    let (_, few) = crate::images::read_npy(&dir.join("samples.npy"));
+    let (code, _, err) = cli(&[&ck[..], &["--n", "3", "--format", "npy", "--out", "s3.npy"]].concat(), dir);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(crate::images::read_npy(&dir.join("s3.npy")).1, few[..3 * 32 * 32]);
+    for bad in ["0", "50001"] {
+        let (code, _, err) = cli(&[&ck[..], &["--n", bad, "--format", "npy", "--out", "bad.npy"]].concat(), dir);
+        assert_eq!(code, 1, "{err}");
+        assert!(common::error_line(&err).contains(&format!("--n {bad}")), "{err}");
+    }
+    let (code, _, err) = cli(&[&ck[..], &["--format", "jpg"]].concat(), dir);
+    assert_eq!(code, 2, "clap refuses an unknown format: {err}");
+    assert!(err.contains("jpg"), "{err}");
+    assert!(!dir.join("bad.npy").exists());
 }
 
 #[test]

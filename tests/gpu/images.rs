@@ -1,6 +1,10 @@
-//! PNG grids and the loss plot: sizes, pixel mapping, colour types, bad input, atomic writes.
+//! PNG grids and .npy sample files: sizes, pixel mapping, colour types, the NPY header, bad input,
+//! atomic writes. The plots are tested in plots.rs.
 
-use gputrain::train::images::{save_grid, save_loss_plot};
+use std::path::Path;
+
+use gputrain::train::images::{grid_cols, in_chunks, save_grid, save_npy, save_samples, SampleFormat};
+use gputrain::train::model::ImageBatch;
 
 #[test]
 fn grayscale_grid_layout_and_values() {
@@ -60,39 +64,101 @@ fn bad_grids_are_errors_naming_the_file() {
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
 
-#[test]
-fn loss_plot_writes_a_png_with_every_series() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("loss.png");
-    let d: Vec<(f64, f64)> = (0..500).map(|i| (i as f64, 1.4 * (-(i as f64) / 100.0).exp() + 0.3)).collect();
-    let mut g: Vec<(f64, f64)> = (0..500).map(|i| (i as f64, 0.7 + (i as f64 / 30.0).sin() * 0.2)).collect();
-    g[250].1 = f64::NAN;
-    save_loss_plot(&p, &[("loss_d", d), ("loss_g", g)]).unwrap();
-    let img = image::open(&p).unwrap().to_rgb8();
-    assert_eq!(img.dimensions(), (800, 480));
-    let count = |c: [u8; 3]| img.pixels().filter(|px| px.0 == c).count();
-    // Each series' colour is drawn: its legend square (121 px) plus its line.
-    assert!(count([31, 119, 180]) > 121 + 300, "first series");
-    assert!(count([255, 127, 14]) > 121 + 300, "second series");
-    assert!(count([0, 0, 0]) > 1000, "axes and labels");
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+/// Reads an .npy file as the NumPy format 1.0 specifies it, independently of the writer: the magic, the
+/// version, a little-endian u16 header length, a header dict ending in a newline with the data starting
+/// on a 64-byte boundary, little-endian float32 in C order. Returns the shape and the values.
+pub(crate) fn read_npy(path: &Path) -> (Vec<usize>, Vec<f32>) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(&bytes[..6], b"\x93NUMPY", "magic");
+    assert_eq!((bytes[6], bytes[7]), (1, 0), "version 1.0");
+    let len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    assert_eq!((10 + len) % 64, 0, "the data starts on a 64-byte boundary");
+    let header = std::str::from_utf8(&bytes[10..10 + len]).unwrap();
+    assert!(header.ends_with('\n'), "{header:?}");
+    let dict = header.trim_end();
+    assert!(dict.starts_with('{') && dict.ends_with('}'), "{dict}");
+    assert!(dict.contains("'descr': '<f4'"), "{dict}");
+    assert!(dict.contains("'fortran_order': False"), "{dict}");
+    let shape_text = dict.split("'shape': (").nth(1).and_then(|t| t.split(')').next()).unwrap();
+    let shape: Vec<usize> =
+        shape_text.split(',').map(str::trim).filter(|t| !t.is_empty()).map(|t| t.parse().unwrap()).collect();
+    let data = &bytes[10 + len..];
+    assert_eq!(data.len(), 4 * shape.iter().product::<usize>(), "data size for shape {shape:?}");
+    let values = data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    (shape, values)
 }
 
 #[test]
-fn loss_plot_handles_degenerate_series() {
+fn npy_holds_the_nchw_array_with_a_numpy_header() {
     let dir = tempfile::tempdir().unwrap();
-    for (i, series) in [
-        vec![],
-        vec![("empty", vec![])],
-        vec![("one point", vec![(3.0, 2.5)])],
-        vec![("flat", vec![(0.0, 5.0), (1.0, 5.0)]), ("nan", vec![(f64::NAN, f64::NAN)])],
-        vec![("big", vec![(0.0, 1e9), (1e7, -3e9)])],
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let p = dir.path().join(format!("p{i}.png"));
-        save_loss_plot(&p, &series).unwrap();
-        assert_eq!(image::open(&p).unwrap().to_rgb8().dimensions(), (800, 480));
+    let p = dir.path().join("s.npy");
+    let nchw = [3, 2, 4, 5];
+    let images: Vec<f32> = (0..120).map(|k| k as f32 / 7.0 - 3.0).collect();
+    save_npy(&p, &images, nchw).unwrap();
+    let (shape, values) = read_npy(&p);
+    assert_eq!(shape, nchw);
+    assert_eq!(values, images, "values bit for bit, in C order");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "a .tmp was left behind");
+
+    // Large dimensions make a longer header; it is padded to the boundary all the same.
+    save_npy(&p, &[0.5; 12345], [12345, 1, 1, 1]).unwrap();
+    assert_eq!(read_npy(&p).0, [12345, 1, 1, 1]);
+
+    let err = format!("{:#}", save_npy(&dir.path().join("bad.npy"), &images, [3, 2, 4, 4]).unwrap_err());
+    assert!(err.contains("bad.npy") && err.contains("120 values"), "{err}");
+    assert!(!dir.path().join("bad.npy").exists());
+}
+
+#[test]
+fn sample_grids_are_about_square_for_any_count() {
+    assert_eq!([1, 2, 7, 9, 10, 64, 100, 50_000].map(grid_cols), [1, 2, 3, 3, 4, 8, 10, 224]);
+    let dir = tempfile::tempdir().unwrap();
+    let (h, w) = (4, 3);
+    for n in [1usize, 7, 100] {
+        let batch = ImageBatch { data: vec![0.25; n * h * w], nchw: [n, 1, h, w], range: (0.0, 1.0) };
+        let p = dir.path().join(format!("g{n}.png"));
+        save_samples(&p, SampleFormat::Png, &batch).unwrap();
+        let (cols, rows) = (grid_cols(n), n.div_ceil(grid_cols(n)));
+        let g = image::open(&p).unwrap().to_luma8();
+        assert_eq!(g.dimensions(), ((cols * (w + 2) + 2) as u32, (rows * (h + 2) + 2) as u32), "n = {n}");
+        // The last image is drawn where the layout puts it.
+        let last = n - 1;
+        let (x, y) = (2 + (last % cols) * (w + 2), 2 + (last / cols) * (h + 2));
+        assert_eq!(g.get_pixel(x as u32, y as u32)[0], 64, "n = {n}");
     }
+    let batch = ImageBatch { data: vec![-0.5; 2 * 3 * h * w], nchw: [2, 3, h, w], range: (-1.0, 1.0) };
+    let p = dir.path().join("s.npy");
+    save_samples(&p, SampleFormat::Npy, &batch).unwrap();
+    assert_eq!(read_npy(&p), (vec![2, 3, h, w], batch.data.clone()));
+    assert_eq!("NPY".parse::<SampleFormat>().unwrap(), SampleFormat::Npy);
+    assert_eq!(SampleFormat::Png.file("samples"), Path::new("samples.png"));
+    let err = format!("{:#}", "jpg".parse::<SampleFormat>().unwrap_err());
+    assert!(err.contains("jpg") && err.contains("png or npy"), "{err}");
+}
+
+#[test]
+fn chunked_generation_keeps_order_and_checks_shapes() {
+    // A stand-in decoder: image k of a call is filled with its latent vector's first value.
+    let latent = 2;
+    let z: Vec<f32> = (0..150).flat_map(|i| [i as f32, 0.0]).collect();
+    let mut calls = Vec::new();
+    let all = in_chunks(&z, latent, 64, |z| {
+        let n = z.len() / latent;
+        calls.push(n);
+        Ok(ImageBatch {
+            data: (0..n).flat_map(|i| [z[i * latent]; 4]).collect(),
+            nchw: [n, 1, 2, 2],
+            range: (0.0, 1.0),
+        })
+    })
+    .unwrap();
+    assert_eq!(calls, [64, 64, 22]);
+    assert_eq!(all.nchw, [150, 1, 2, 2]);
+    assert!(all.data.chunks(4).enumerate().all(|(i, px)| px.iter().all(|&v| v == i as f32)));
+
+    let short =
+        in_chunks(&z, latent, 64, |_| Ok(ImageBatch { data: vec![0.0; 4], nchw: [1, 1, 2, 2], range: (0.0, 1.0) }));
+    let err = format!("{:#}", short.err().expect("a short chunk is refused"));
+    assert!(err.contains("64 latent vectors"), "{err}");
+    assert!(in_chunks(&z[..3], latent, 64, |_| unreachable!()).is_err());
 }

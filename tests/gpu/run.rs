@@ -469,7 +469,7 @@ fn cli_refuses_bad_input_with_one_clear_line() {
             &["eval", "vae", "--checkpoint", "missing.safetensors"],
             "error: --checkpoint: reading checkpoint missing.safetensors",
         ),
-        (&["sample", "vae", "--checkpoint", "x", "--n", "65"], "error: --n 65: must be between 1 and 64"),
+        (&["sample", "vae", "--checkpoint", "x", "--n", "50001"], "error: --n 50001: must be between 1 and 50000"),
         (&["train", "vae", "--resume", "gone.safetensors"], "error: --resume: reading checkpoint gone.safetensors"),
         // Refused before the dataset is looked at: the data directory does not exist either.
         (

@@ -4,6 +4,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 mod cli {
+    pub mod ae;
     pub mod bench;
     pub mod classifier;
     pub mod gan;
@@ -55,6 +56,8 @@ enum TrainCmd {
     Gan(cli::gan::TrainGan),
     /// The Fashion-MNIST classifier whose features score the GAN (IS, FID); default 3 epochs.
     Classifier(TrainArgs),
+    /// The convolutional autoencoder (1×28×28, max-pool down, nearest upsampling up, squared error).
+    Ae(TrainArgs),
 }
 
 #[derive(Subcommand)]
@@ -65,6 +68,8 @@ enum EvalCmd {
     Gan(cli::gan::EvalGan),
     /// Test-set reconstruction, KL and negative ELBO (nats/image) of a VAE checkpoint.
     Vae(cli::vae::EvalVae),
+    /// Test-set MSE per pixel and PSNR of an autoencoder checkpoint.
+    Ae(cli::ae::EvalAe),
 }
 
 #[derive(Subcommand)]
@@ -73,6 +78,8 @@ enum SampleCmd {
     Vae(cli::vae::SampleVae),
     /// Generated images from z ~ N(0, I).
     Gan(cli::gan::SampleGan),
+    /// With --interpolate, a walk through code space between two test images.
+    Ae(cli::ae::SampleAe),
 }
 
 fn main() {
@@ -92,11 +99,14 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train(TrainCmd::Vae(a)) => cli::vae::train(a, backend, gpu),
         Command::Train(TrainCmd::Gan(a)) => cli::gan::train(a, backend, gpu),
         Command::Train(TrainCmd::Classifier(a)) => cli::classifier::train(a, backend, gpu),
+        Command::Train(TrainCmd::Ae(a)) => cli::ae::train(a, backend, gpu),
         Command::Eval(EvalCmd::Vae(a)) => cli::vae::eval(a, gpu),
         Command::Eval(EvalCmd::Gan(a)) => cli::gan::eval(a, gpu),
         Command::Eval(EvalCmd::Classifier(a)) => cli::classifier::eval(a, gpu),
+        Command::Eval(EvalCmd::Ae(a)) => cli::ae::eval(a, gpu),
         Command::Sample(SampleCmd::Vae(a)) => cli::vae::sample(a, gpu),
         Command::Sample(SampleCmd::Gan(a)) => cli::gan::sample(a, gpu),
+        Command::Sample(SampleCmd::Ae(a)) => cli::ae::sample(a, gpu),
         Command::Bench(a) => cli::bench::run(a, gpu),
     }
 }

@@ -73,6 +73,15 @@ pub struct TrainArgs {
 }
 
 impl TrainArgs {
+    /// `--checkpoint-minutes` as an interval (None: at epoch ends only).
+    fn checkpoint_every(&self) -> Result<Option<Duration>> {
+        let m = self.checkpoint_minutes;
+        if !(m.is_finite() && m >= 0.0) {
+            bail!("--checkpoint-minutes must be a number of minutes ≥ 0, got {m}");
+        }
+        Ok((m > 0.0).then(|| Duration::from_secs_f64(m * 60.0)))
+    }
+
     /// The settings of the checkpoint `--resume` names, or null for a fresh run.
     pub fn resumed_settings(&self) -> Result<Value> {
         match &self.resume {
@@ -134,7 +143,9 @@ pub struct TrainData {
 impl TrainArgs {
     /// Loads `--data` (else the resumed run's directory, else the usual lookup) with the folder options
     /// of the flags, else the resumed run's; `image_size` is the model's side where it has one.
+    /// The run's own flags are checked first, so a bad one is reported before any data is read.
     pub fn load_data(&self, from: &Value, image_size: Option<usize>, seed: u64) -> Result<TrainData> {
+        self.checkpoint_every()?;
         if let Some(f) = self.test_fraction {
             if !(f > 0.0 && f < 1.0) {
                 bail!("--test-fraction {f}: must be between 0 and 1, e.g. 0.05");
@@ -169,10 +180,7 @@ pub fn train_model(
     data: TrainData,
     build: impl FnOnce(&Gpu, &Dataset) -> Result<Box<dyn TrainableModel>>,
 ) -> Result<()> {
-    if !(a.checkpoint_minutes.is_finite() && a.checkpoint_minutes >= 0.0) {
-        bail!("--checkpoint-minutes must be a number of minutes ≥ 0, got {}", a.checkpoint_minutes);
-    }
-    let checkpoint_every = (a.checkpoint_minutes > 0.0).then(|| Duration::from_secs_f64(a.checkpoint_minutes * 60.0));
+    let checkpoint_every = a.checkpoint_every()?;
     let epochs = a.epochs.or(from.get("epochs").and_then(Value::as_u64)).unwrap_or(default_epochs);
     let TrainData { data, dir: data_dir, options } = data;
     let extra = json!({

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
+use gputrain::models::codec::interpolate;
 use gputrain::models::vae::{Vae, VaeArch, VaeConfig};
 use gputrain::runtime::{BackendChoice, Gpu};
 use gputrain::train::images::{in_chunks, save_samples, SampleFormat, MAX_SAMPLES};
@@ -127,12 +128,7 @@ pub fn sample(a: SampleVae, gpu: impl Fn() -> Result<Gpu>) -> Result<()> {
     let z: Vec<f32> = if a.interpolate {
         let mu = model.encode_test(&gpu, &[a.from, a.to])?;
         let (za, zb) = mu.split_at(latent);
-        (0..n)
-            .flat_map(|k| {
-                let t = k as f32 / (n - 1) as f32;
-                za.iter().zip(zb).map(move |(p, q)| p + t * (q - p))
-            })
-            .collect()
+        interpolate(za, zb, n)
     } else {
         use rand::SeedableRng;
         let mut rng = rand::rngs::StdRng::seed_from_u64(a.seed);

@@ -36,4 +36,3 @@ impl Split {
         &self.images[i * len..(i + 1) * len]
     }
 }
-

@@ -1,5 +1,6 @@
 //! The models (docs/architecture.md), built from nn layers.
 
+pub mod ae;
 pub mod classifier;
 pub mod codec;
 pub mod core;

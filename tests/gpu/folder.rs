@@ -422,7 +422,11 @@ fn large_photos_are_cropped_and_brought_down() {
     // the centre colour survives the crop and the ~31× reduction (JPEG moves each value a little).
     let (tmp, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let photo = ImageBuffer::from_fn(3000, 2000, |x, _| {
-        if (500..2500).contains(&x) { Rgb([200u8, 40, 120]) } else { Rgb([0u8, 255, 0]) }
+        if (500..2500).contains(&x) {
+            Rgb([200u8, 40, 120])
+        } else {
+            Rgb([0u8, 255, 0])
+        }
     });
     save(tmp.path(), "a.jpg", DynamicImage::ImageRgb8(photo.clone()), ImageFormat::Jpeg);
     save(tmp.path(), "b.jpg", DynamicImage::ImageRgb8(photo), ImageFormat::Jpeg);

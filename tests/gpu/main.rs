@@ -14,6 +14,7 @@ mod common;
 
 mod adam;
 mod adam_groups;
+mod ae;
 mod batchnorm;
 mod bce_logits;
 mod checkpoint;

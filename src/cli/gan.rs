@@ -6,6 +6,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use gputrain::models::gan::{Arch, Gan, GanConfig, DCGAN_SIDES};
+use gputrain::models::Upsampling;
 use gputrain::runtime::{BackendChoice, Gpu};
 use gputrain::scores::{real_images, FeatureNet, Scorer};
 use gputrain::train::images::{in_chunks, save_samples, SampleFormat, MAX_SAMPLES};
@@ -18,8 +19,9 @@ use super::train::{checkpoint_settings, config_from_settings, load_data, setting
 pub struct TrainGan {
     #[command(flatten)]
     common: TrainArgs,
-    /// dcgan (PyTorch `examples/dcgan`, 32×32 or 64×64 by --image-size) or mlp (fully connected G,
-    /// conv + max-pool D, 28×28) [default: dcgan, or the resumed checkpoint's].
+    /// dcgan (PyTorch `examples/dcgan`, 32×32 or 64×64 by --image-size), mlp (fully connected G, conv +
+    /// max-pool D, 28×28) or fc (fully connected G and D, D's logit trained with BCE-with-logits, 28×28)
+    /// [default: dcgan, or the resumed checkpoint's].
     #[arg(long)]
     arch: Option<String>,
     /// Width of the DCGAN generator's last hidden layer; earlier layers double it [default: 64].
@@ -28,6 +30,13 @@ pub struct TrainGan {
     /// Width of the DCGAN discriminator's first layer; later layers double it [default: 64].
     #[arg(long, value_name = "N")]
     ndf: Option<usize>,
+    /// How the DCGAN generator upsamples: transposed (4×4 stride-2 transposed convolutions) or nearest
+    /// (nearest-neighbour ×2 then a 3×3 convolution, against checkerboard artefacts) [default: transposed].
+    #[arg(long, value_name = "HOW")]
+    upsample: Option<String>,
+    /// L2 penalty on the discriminator's parameters (Adam's weight_decay) [default: 1e-4 for --arch fc, else 0].
+    #[arg(long, value_name = "L2")]
+    weight_decay: Option<f64>,
     /// One-sided label smoothing: the discriminator's target for real images (e.g. 0.9) [default: 1].
     #[arg(long, value_name = "REAL_LABEL")]
     label_smoothing: Option<f64>,
@@ -70,7 +79,7 @@ pub struct SampleGan {
 }
 
 pub fn train(a: TrainGan, backend: BackendChoice, gpu: impl Fn() -> Result<Gpu>) -> Result<()> {
-    let TrainGan { common: a, arch, ngf, ndf, label_smoothing, score_samples } = a;
+    let TrainGan { common: a, arch, ngf, ndf, upsample, weight_decay, label_smoothing, score_samples } = a;
     let from = a.resumed_settings()?;
     let mut c: GanConfig = config_from_settings(&from)?;
     if let Some(arch) = arch {
@@ -81,13 +90,18 @@ pub fn train(a: TrainGan, backend: BackendChoice, gpu: impl Fn() -> Result<Gpu>)
     c.latent = a.latent.unwrap_or(c.latent);
     c.seed = a.seed.unwrap_or(c.seed);
     c.real_label = label_smoothing.unwrap_or(c.real_label);
+    if let Some(u) = upsample {
+        c.upsample = Upsampling::parse(&u)?;
+    }
+    let decay = if from.is_null() { c.arch.default_weight_decay() } else { c.weight_decay };
+    c.weight_decay = weight_decay.unwrap_or(decay);
     c.ngf = ngf.unwrap_or(c.ngf);
     c.ndf = ndf.unwrap_or(c.ndf);
     // The DCGAN's size: the flag, else the resumed run's, else what the data has (64 for a folder),
     // with 28×28 IDX data padded to 32 as always.
     let size = match c.arch {
         Arch::Dcgan => a.image_size.or((!from.is_null()).then_some(c.image_size)),
-        Arch::Mlp => Some(c.side()),
+        Arch::Mlp | Arch::Fc => Some(c.side()),
     };
     let data = a.load_data(&from, size, c.seed)?;
     let found = data.data.train.h;

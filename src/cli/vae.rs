@@ -7,6 +7,7 @@ use clap::Args;
 
 use gputrain::models::codec::interpolate;
 use gputrain::models::vae::{Vae, VaeArch, VaeConfig};
+use gputrain::models::Upsampling;
 use gputrain::runtime::{BackendChoice, Gpu};
 use gputrain::train::images::{in_chunks, save_samples, SampleFormat, MAX_SAMPLES};
 use gputrain::train::model::TrainableModel;
@@ -28,6 +29,10 @@ pub struct TrainVae {
     /// The MLP VAE's hidden widths, e.g. 400 or 128,64 [default: 400].
     #[arg(long, value_name = "N,…", value_delimiter = ',')]
     hidden: Option<Vec<usize>>,
+    /// How the conv VAE's decoder upsamples: transposed or nearest (nearest-neighbour ×2 then a 3×3
+    /// convolution) [default: transposed].
+    #[arg(long, value_name = "HOW")]
+    upsample: Option<String>,
 }
 
 #[derive(Args)]
@@ -68,7 +73,7 @@ pub struct SampleVae {
 }
 
 pub fn train(a: TrainVae, backend: BackendChoice, gpu: impl Fn() -> Result<Gpu>) -> Result<()> {
-    let TrainVae { common: a, arch, hidden } = a;
+    let TrainVae { common: a, arch, hidden, upsample } = a;
     let from = a.resumed_settings()?;
     let mut c: VaeConfig = config_from_settings(&from)?;
     if let Some(arch) = arch {
@@ -80,6 +85,9 @@ pub fn train(a: TrainVae, backend: BackendChoice, gpu: impl Fn() -> Result<Gpu>)
     c.latent = a.latent.unwrap_or(latent);
     c.seed = a.seed.unwrap_or(c.seed);
     c.hidden = hidden.unwrap_or(c.hidden);
+    if let Some(u) = upsample {
+        c.upsample = Upsampling::parse(&u)?;
+    }
     c.validate()?;
     let side = c.arch.side();
     if let Some(s) = a.image_size.filter(|s| *s != side) {

@@ -11,8 +11,11 @@ pub mod vae;
 use std::borrow::Cow;
 
 use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
 
 use crate::data::{resize_split, Dataset, Split};
+use crate::graph::{Graph, TensorId};
+use crate::nn::{self, Conv, WeightInit};
 use crate::ops::gather::GatherShape;
 
 /// Refuses a learning rate that is not a positive number (the message names the flag).
@@ -21,6 +24,53 @@ pub fn check_lr(lr: f64) -> Result<()> {
         bail!("--lr {lr}: must be a positive number");
     }
     Ok(())
+}
+
+/// How a decoder or generator doubles its resolution.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Upsampling {
+    /// A 4×4 transposed convolution of stride 2, padding 1.
+    #[default]
+    Transposed,
+    /// Nearest-neighbour ×2 then a 3×3 convolution of padding 1 (the "resize-convolution", which
+    /// cannot make the checkerboard pattern of overlapping transposed-convolution strides).
+    Nearest,
+}
+
+impl Upsampling {
+    pub fn parse(s: &str) -> Result<Upsampling> {
+        match s {
+            "transposed" => Ok(Upsampling::Transposed),
+            "nearest" => Ok(Upsampling::Nearest),
+            _ => bail!("--upsample {s}: expected transposed or nearest"),
+        }
+    }
+
+    /// One 2× layer named as a PyTorch Sequential would name it: `idx` is the index of its first module
+    /// (the Upsample, which holds no weights, in the nearest form) and is advanced past the layer.
+    pub fn layer(
+        self,
+        g: &mut Graph,
+        (prefix, idx): (&str, &mut usize),
+        x: TensorId,
+        (out, bias): (usize, bool),
+        init: WeightInit,
+    ) -> Result<TensorId> {
+        match self {
+            Upsampling::Transposed => {
+                let name = format!("{prefix}.{idx}");
+                *idx += 1;
+                nn::conv_transpose2d(g, &name, x, Conv { out, k: 4, stride: 2, pad: 1, bias }, init)
+            }
+            Upsampling::Nearest => {
+                let up = nn::upsample_nearest2x(g, x)?;
+                let name = format!("{prefix}.{}", *idx + 1);
+                *idx += 2;
+                nn::conv2d(g, &name, up, Conv { out, k: 3, stride: 1, pad: 1, bias }, init)
+            }
+        }
+    }
 }
 
 /// Side of the conv VAE's (and the default DCGAN's) square images.

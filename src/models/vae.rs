@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::codec::{Decoder, Encoder};
 use super::core::Core;
+use super::Upsampling;
 use crate::data::{Dataset, Split};
 use crate::graph::{compile, Executor, Graph, Mode, ParamStore, StepStats, TensorId};
 use crate::nn::{self, Conv, WeightInit};
@@ -87,11 +88,21 @@ pub struct VaeConfig {
     pub seed: u64,
     /// The MLP VAE's hidden widths, from the image inwards (the decoder mirrors them).
     pub hidden: Vec<usize>,
+    /// How the conv VAE's decoder upsamples.
+    pub upsample: Upsampling,
 }
 
 impl Default for VaeConfig {
     fn default() -> Self {
-        VaeConfig { arch: VaeArch::Conv, batch_size: 128, lr: 1e-3, latent: 32, seed: 0, hidden: vec![400] }
+        VaeConfig {
+            arch: VaeArch::Conv,
+            batch_size: 128,
+            lr: 1e-3,
+            latent: 32,
+            seed: 0,
+            hidden: vec![400],
+            upsample: Upsampling::Transposed,
+        }
     }
 }
 
@@ -109,6 +120,9 @@ impl VaeConfig {
         }
         if self.arch == VaeArch::Conv && self.hidden != VaeConfig::default().hidden {
             bail!("--hidden sets the MLP VAE's layers; add --arch mlp");
+        }
+        if self.arch == VaeArch::Mlp && self.upsample != Upsampling::Transposed {
+            bail!("--upsample applies to the conv VAE's decoder; the MLP VAE has no convolutions");
         }
         super::check_lr(self.lr)
     }
@@ -131,7 +145,7 @@ fn encoder(g: &mut Graph, x: TensorId, cfg: &VaeConfig, training: bool) -> Resul
 /// Decoder z → image probabilities.
 fn decoder(g: &mut Graph, z: TensorId, cfg: &VaeConfig, training: bool, channels: usize) -> Result<TensorId> {
     match cfg.arch {
-        VaeArch::Conv => conv_decoder(g, z, training, channels),
+        VaeArch::Conv => conv_decoder(g, z, cfg, training, channels),
         VaeArch::Mlp => mlp_decoder(g, z, cfg, channels),
     }
 }
@@ -223,28 +237,18 @@ fn conv_encoder(g: &mut Graph, x: TensorId, latent: usize, training: bool) -> Re
     Ok((mu, logvar))
 }
 
-fn conv_decoder(g: &mut Graph, z: TensorId, training: bool, channels: usize) -> Result<TensorId> {
+fn conv_decoder(g: &mut Graph, z: TensorId, cfg: &VaeConfig, training: bool, channels: usize) -> Result<TensorId> {
     let b = g.shape(z)[0];
     let h = nn::linear(g, "decoder_fc", z, 128 * 4 * 4, WeightInit::Default)?;
     let h = nn::act(g, h, Activation::Relu);
     let mut h = g.view(h, &[b, 128, 4, 4])?;
-    for (i, cout) in [(0, 64), (3, 32)] {
-        h = nn::conv_transpose2d(
-            g,
-            &format!("decoder.{i}"),
-            h,
-            Conv { out: cout, k: 4, stride: 2, pad: 1, bias: true },
-            WeightInit::Default,
-        )?;
-        h = nn::batchnorm_act(g, &format!("decoder.{}", i + 1), h, training, WeightInit::Default, BnAct::Relu)?;
+    let mut idx = 0;
+    for cout in [64, 32] {
+        h = cfg.upsample.layer(g, ("decoder", &mut idx), h, (cout, true), WeightInit::Default)?;
+        h = nn::batchnorm_act(g, &format!("decoder.{idx}"), h, training, WeightInit::Default, BnAct::Relu)?;
+        idx += 2;
     }
-    let h = nn::conv_transpose2d(
-        g,
-        "decoder.6",
-        h,
-        Conv { out: channels, k: 4, stride: 2, pad: 1, bias: true },
-        WeightInit::Default,
-    )?;
+    let h = cfg.upsample.layer(g, ("decoder", &mut idx), h, (channels, true), WeightInit::Default)?;
     Ok(nn::act(g, h, Activation::Sigmoid))
 }
 

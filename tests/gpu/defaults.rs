@@ -13,6 +13,7 @@ use crate::common;
 use gputrain::data::Dataset;
 use gputrain::models::gan::{Arch, Gan, GanConfig};
 use gputrain::models::vae::{Vae, VaeArch, VaeConfig};
+use gputrain::models::Upsampling;
 use gputrain::runtime::KernelSet;
 use gputrain::train::model::TrainableModel;
 
@@ -121,6 +122,8 @@ fn the_default_dcgan_is_the_32_px_model_it_was() {
         image_size: 32,
         ngf: 64,
         ndf: 64,
+        upsample: Upsampling::Transposed,
+        weight_decay: 0.0,
         ..Default::default()
     });
     check("dcgan", defaults, spelled);
@@ -142,6 +145,7 @@ fn the_default_vae_is_the_conv_model_it_was() {
         latent: 32,
         seed: 0,
         hidden: vec![400],
+        upsample: Upsampling::Transposed,
         ..Default::default()
     });
     check("vae", defaults, spelled);

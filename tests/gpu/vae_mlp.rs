@@ -17,7 +17,7 @@ fn tiny() -> Dataset {
 }
 
 fn mlp(hidden: Vec<usize>, latent: usize) -> VaeConfig {
-    VaeConfig { arch: VaeArch::Mlp, batch_size: 8, lr: 1e-2, latent, seed: 5, hidden }
+    VaeConfig { arch: VaeArch::Mlp, batch_size: 8, lr: 1e-2, latent, seed: 5, hidden, ..Default::default() }
 }
 
 fn shapes(cfg: &VaeConfig) -> Vec<(String, Vec<usize>)> {

@@ -1,11 +1,13 @@
 //! The generators and discriminators, with the PyTorch state_dict names `generator.N.*` and
 //! `discriminator.N.*`: the DCGAN (PyTorch `examples/dcgan`'s `main.N.*` at 64×64, one upsampling layer
-//! fewer at 32×32) and the MLP GAN (fully connected G, conv + max-pool D, 28×28).
+//! fewer at 32×32), the MLP GAN (fully connected G, conv + max-pool D, 28×28) and the fully connected
+//! GAN (both networks fully connected, D ending in a logit, 28×28).
 
 use anyhow::Result;
 
 use super::config::{Arch, GanConfig};
 use crate::graph::{Graph, TensorId};
+use crate::models::Upsampling;
 use crate::nn::{self, BnMode, Conv, WeightInit};
 use crate::ops::batchnorm::BnAct;
 use crate::ops::elementwise::Activation;
@@ -15,8 +17,9 @@ const LRELU_SLOPE: f32 = 0.2;
 
 pub(super) fn generator(g: &mut Graph, z: TensorId, bn: BnMode, cfg: &GanConfig, channels: usize) -> Result<TensorId> {
     match cfg.arch {
-        Arch::Dcgan => dcgan_generator(g, z, bn, channels, &widths(cfg.ngf, cfg.image_size)),
+        Arch::Dcgan => dcgan_generator(g, z, bn, (channels, cfg.upsample), &widths(cfg.ngf, cfg.image_size)),
         Arch::Mlp => mlp_generator(g, z, bn),
+        Arch::Fc => fc_generator(g, z),
     }
 }
 
@@ -24,6 +27,7 @@ pub(super) fn discriminator(g: &mut Graph, x: TensorId, bn: BnMode, cfg: &GanCon
     match cfg.arch {
         Arch::Dcgan => dcgan_discriminator(g, x, bn, &widths(cfg.ndf, cfg.image_size)),
         Arch::Mlp => mlp_discriminator(g, x),
+        Arch::Fc => fc_discriminator(g, x),
     }
 }
 
@@ -71,29 +75,53 @@ fn mlp_discriminator(g: &mut Graph, x: TensorId) -> Result<TensorId> {
 }
 
 /// G: z [B, latent, 1, 1] → 4×4 → … → images [B, channels, side, side] in [−1, 1]; `widths` (from the
-/// 4×4 layer on) has one entry per layer before the last.
-fn dcgan_generator(g: &mut Graph, z: TensorId, bn: BnMode, channels: usize, widths: &[usize]) -> Result<TensorId> {
-    let mut h = z;
-    for (layer, &cout) in widths.iter().enumerate() {
-        let (stride, pad) = if layer == 0 { (1, 0) } else { (2, 1) };
-        let i = 3 * layer;
-        h = nn::conv_transpose2d(
-            g,
-            &format!("generator.{i}"),
-            h,
-            Conv { out: cout, k: 4, stride, pad, bias: false },
-            WeightInit::Dcgan,
-        )?;
-        h = nn::batchnorm_act(g, &format!("generator.{}", i + 1), h, bn, WeightInit::Dcgan, BnAct::Relu)?;
+/// 4×4 layer on) has one entry per layer before the last. Names are Sequential indices counted over
+/// every module, so the nearest-upsampling form (an extra Upsample per layer) names its own layers.
+fn dcgan_generator(
+    g: &mut Graph,
+    z: TensorId,
+    bn: BnMode,
+    (channels, upsample): (usize, Upsampling),
+    widths: &[usize],
+) -> Result<TensorId> {
+    let first = Conv { out: widths[0], k: 4, stride: 1, pad: 0, bias: false };
+    let mut h = nn::conv_transpose2d(g, "generator.0", z, first, WeightInit::Dcgan)?;
+    h = nn::batchnorm_act(g, "generator.1", h, bn, WeightInit::Dcgan, BnAct::Relu)?;
+    let mut idx = 3;
+    for &cout in &widths[1..] {
+        h = upsample.layer(g, ("generator", &mut idx), h, (cout, false), WeightInit::Dcgan)?;
+        h = nn::batchnorm_act(g, &format!("generator.{idx}"), h, bn, WeightInit::Dcgan, BnAct::Relu)?;
+        idx += 2;
     }
-    let h = nn::conv_transpose2d(
-        g,
-        &format!("generator.{}", 3 * widths.len()),
-        h,
-        Conv { out: channels, k: 4, stride: 2, pad: 1, bias: false },
-        WeightInit::Dcgan,
-    )?;
+    let h = upsample.layer(g, ("generator", &mut idx), h, (channels, false), WeightInit::Dcgan)?;
     Ok(nn::act(g, h, Activation::Tanh))
+}
+
+/// G: z [B, latent] → 128 → 256 → 512 (Linear + LeakyReLU each) → Linear 784 + Tanh, viewed as
+/// [B, 1, 28, 28]; the Sequential's Linear layers are generator.0, .2, .4 and .6.
+fn fc_generator(g: &mut Graph, z: TensorId) -> Result<TensorId> {
+    let b = g.shape(z)[0];
+    let mut h = z;
+    for (i, out) in [(0, 128), (2, 256), (4, 512)] {
+        h = nn::linear(g, &format!("generator.{i}"), h, out, WeightInit::Default)?;
+        h = nn::act(g, h, Activation::LeakyRelu(LRELU_SLOPE));
+    }
+    let h = nn::linear(g, "generator.6", h, 28 * 28, WeightInit::Default)?;
+    let h = nn::act(g, h, Activation::Tanh);
+    g.view(h, &[b, 1, 28, 28])
+}
+
+/// D: images → Flatten → 512 → 256 → 128 (Linear + LeakyReLU each) → Linear 1: a logit, [B, 1, 1, 1];
+/// the Sequential's Linear layers are discriminator.1, .3, .5 and .7 (index 0 is the Flatten).
+fn fc_discriminator(g: &mut Graph, x: TensorId) -> Result<TensorId> {
+    let b = g.shape(x)[0];
+    let mut h = g.view(x, &[b, g.len(x) / b])?;
+    for (i, out) in [(1, 512), (3, 256), (5, 128)] {
+        h = nn::linear(g, &format!("discriminator.{i}"), h, out, WeightInit::Default)?;
+        h = nn::act(g, h, Activation::LeakyRelu(LRELU_SLOPE));
+    }
+    let h = nn::linear(g, "discriminator.7", h, 1, WeightInit::Default)?;
+    g.view(h, &[b, 1, 1, 1])
 }
 
 /// D: images → side/2 → … → 4×4 → probability of "real", [B, 1, 1, 1]; `widths` lists the layers from

@@ -3,6 +3,8 @@
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::models::Upsampling;
+
 /// Which GAN architecture.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -13,6 +15,9 @@ pub enum Arch {
     /// Fully connected generator (Linear+LeakyReLU+BatchNorm1d ×2, Linear+Tanh) and a conv + max-pool
     /// discriminator, on unpadded 28×28 images.
     Mlp,
+    /// Fully connected G (100→128→256→512→784, LeakyReLU, Tanh) and D (784→512→256→128→1, LeakyReLU)
+    /// whose logit is trained with BCE-with-logits, on unpadded 28×28 images.
+    Fc,
 }
 
 impl Arch {
@@ -20,13 +25,26 @@ impl Arch {
         match s {
             "dcgan" => Ok(Arch::Dcgan),
             "mlp" => Ok(Arch::Mlp),
-            _ => bail!("--arch {s}: expected dcgan or mlp"),
+            "fc" => Ok(Arch::Fc),
+            _ => bail!("--arch {s}: expected dcgan, mlp or fc"),
         }
     }
     pub fn name(self) -> &'static str {
         match self {
             Arch::Dcgan => "dcgan",
             Arch::Mlp => "mlp",
+            Arch::Fc => "fc",
+        }
+    }
+    /// Whether D ends in a logit (trained with BCE-with-logits) rather than a sigmoid.
+    pub fn logit_d(self) -> bool {
+        self == Arch::Fc
+    }
+    /// D's `--weight-decay` when none is given: the fully connected GAN's L2 penalty of 1e-4.
+    pub fn default_weight_decay(self) -> f64 {
+        match self {
+            Arch::Fc => 1e-4,
+            Arch::Dcgan | Arch::Mlp => 0.0,
         }
     }
 }
@@ -47,12 +65,16 @@ pub struct GanConfig {
     pub seed: u64,
     /// Target for real images in the D loss (1 = none; 0.9 is one-sided smoothing).
     pub real_label: f64,
-    /// Side of the DCGAN's images (32 or 64); the MLP GAN is 28×28 whatever this says.
+    /// Side of the DCGAN's images (32 or 64); the MLP and FC GANs are 28×28 whatever this says.
     pub image_size: usize,
     /// Width of the DCGAN generator's last hidden layer; the earlier ones double it (`examples/dcgan`'s ngf).
     pub ngf: usize,
     /// Width of the DCGAN discriminator's first layer; the later ones double it (`examples/dcgan`'s ndf).
     pub ndf: usize,
+    /// How the DCGAN generator doubles its resolution after the first layer.
+    pub upsample: Upsampling,
+    /// L2 penalty on D's parameters (PyTorch Adam's `weight_decay`); G never has one.
+    pub weight_decay: f64,
 }
 
 impl Default for GanConfig {
@@ -67,6 +89,8 @@ impl Default for GanConfig {
             image_size: 32,
             ngf: 64,
             ndf: 64,
+            upsample: Upsampling::Transposed,
+            weight_decay: 0.0,
         }
     }
 }
@@ -87,6 +111,12 @@ impl GanConfig {
         if self.arch == Arch::Dcgan && !DCGAN_SIDES.contains(&self.image_size) {
             bail!("--image-size {}: the DCGAN is built for 32 or 64 pixels", self.image_size);
         }
+        if self.arch != Arch::Dcgan && self.upsample != Upsampling::Transposed {
+            bail!("--upsample applies to the DCGAN's generator (--arch dcgan)");
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            bail!("--weight-decay {}: must be a number ≥ 0", self.weight_decay);
+        }
         if self.ngf == 0 || self.ndf == 0 {
             bail!("--ngf and --ndf must be at least 1 (got {} and {})", self.ngf, self.ndf);
         }
@@ -97,7 +127,7 @@ impl GanConfig {
     pub fn side(&self) -> usize {
         match self.arch {
             Arch::Dcgan => self.image_size,
-            Arch::Mlp => 28,
+            Arch::Mlp | Arch::Fc => 28,
         }
     }
 }

@@ -68,14 +68,16 @@ impl Gan {
         let b = cfg.batch_size;
         let fitted = crate::models::fit_images(data, "GAN", cfg.side())?;
         let (s, channels, pad) = (&fitted.data.train, fitted.channels, fitted.pad);
-        if cfg.arch == Arch::Mlp && channels != 1 {
-            bail!("the MLP GAN makes 1-channel images; {} has {channels} channels", data.source);
+        if cfg.arch != Arch::Dcgan && channels != 1 {
+            bail!("the {} GAN makes 1-channel images; {} has {channels} channels", cfg.arch.name(), data.source);
         }
         if b < 2 || b > s.n {
             bail!("--batch-size {b} must be between 2 (batchnorm needs a batch) and the training set size {}", s.n);
         }
         let adam = AdamConfig { lr: cfg.lr as f32, beta1: 0.5, beta2: 0.999, ..Default::default() };
         adam.validate().context("--lr")?;
+        // One optimiser per network, as PyTorch's loop has: only D's carries the L2 penalty.
+        let adam_d = AdamConfig { weight_decay: cfg.weight_decay as f32, ..adam };
         let steps_per_epoch = s.n / b;
         let shape = gather_shape(s, b, steps_per_epoch, pad);
         let (mut dg, real_out, fake_out) = d_step(gpu.kernel_set, cfg, &shape)?;
@@ -85,7 +87,7 @@ impl Gan {
         let mut specs: Vec<_> = gg.params.iter().collect();
         specs.extend(dg.params.iter().filter(|p| !gg.params.iter().any(|q| q.name == p.name)));
         let store = ParamStore::new(gpu, &specs, cfg.seed)?;
-        let d_steps = compile(&mut dg, &store, Mode::Train { adam: &adam, end_of_step: false })?;
+        let d_steps = compile(&mut dg, &store, Mode::Train { adam: &adam_d, end_of_step: false })?;
         let g_steps = compile(&mut gg, &store, Mode::Train { adam: &adam, end_of_step: true })?;
 
         let mut sg = Graph::new(gpu.kernel_set);

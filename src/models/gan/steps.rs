@@ -8,6 +8,7 @@ use super::config::{Arch, GanConfig};
 use crate::data::Split;
 use crate::graph::{Graph, TensorId};
 use crate::nn::{self, BnMode};
+use crate::ops::elementwise::Activation;
 use crate::ops::gather::GatherShape;
 use crate::ops::loss::BceReduction;
 use crate::ops::random::{Distribution, RngKey};
@@ -16,7 +17,7 @@ use crate::runtime::KernelSet;
 pub(super) fn noise_shape(arch: Arch, batch: usize, latent: usize) -> Vec<usize> {
     match arch {
         Arch::Dcgan => vec![batch, latent, 1, 1],
-        Arch::Mlp => vec![batch, latent],
+        Arch::Mlp | Arch::Fc => vec![batch, latent],
     }
 }
 
@@ -32,6 +33,25 @@ pub(super) fn gather_shape(split: &Split, batch: usize, steps: usize, pad: usize
     crate::models::batch_shape(split, batch, steps, pad, (-1.0, 1.0))
 }
 
+/// BCE of D's output against `target`: of the logit for an arch whose D ends in one (the log-sum-exp
+/// form), else of the probability.
+fn d_loss(g: &mut Graph, cfg: &GanConfig, d: TensorId, target: TensorId) -> Result<TensorId> {
+    if cfg.arch.logit_d() {
+        nn::bce_with_logits(g, d, target)
+    } else {
+        nn::bce(g, d, target, BceReduction::Mean)
+    }
+}
+
+/// D's output as a probability, for the logged D(x) and D(G(z)).
+fn d_prob(g: &mut Graph, cfg: &GanConfig, d: TensorId) -> TensorId {
+    if cfg.arch.logit_d() {
+        nn::act(g, d, Activation::Sigmoid)
+    } else {
+        d
+    }
+}
+
 /// D step: BCE(D(x), real_label) + BCE(D(G(z)), 0), G frozen. Returns (graph, real batch, fake batch).
 pub(super) fn d_step(kernels: KernelSet, cfg: &GanConfig, shape: &GatherShape) -> Result<(Graph, TensorId, TensorId)> {
     let mut g = Graph::new(kernels);
@@ -39,15 +59,16 @@ pub(super) fn d_step(kernels: KernelSet, cfg: &GanConfig, shape: &GatherShape) -
     let x = nn::gather(&mut g, "images", shape, 0)?;
     let real = g.external("real_label", &[b, 1, 1, 1]);
     let zeros = g.external("fake_label", &[b, 1, 1, 1]);
-    let p_real = discriminator(&mut g, x, BnMode::Train, cfg)?;
-    let l_real = nn::bce(&mut g, p_real, real, BceReduction::Mean)?;
+    let d_real = discriminator(&mut g, x, BnMode::Train, cfg)?;
+    let l_real = d_loss(&mut g, cfg, d_real, real)?;
     let z = noise(&mut g, cfg);
     let fake = generator(&mut g, z, BnMode::Train, cfg, shape.channels)?;
-    let p_fake = discriminator(&mut g, fake, BnMode::Train, cfg)?;
-    let l_fake = nn::bce(&mut g, p_fake, zeros, BceReduction::Mean)?;
+    let d_fake = discriminator(&mut g, fake, BnMode::Train, cfg)?;
+    let l_fake = d_loss(&mut g, cfg, d_fake, zeros)?;
     g.freeze("generator.");
     g.add_loss("d_real", l_real);
     g.add_loss("d_fake", l_fake);
+    let (p_real, p_fake) = (d_prob(&mut g, cfg, d_real), d_prob(&mut g, cfg, d_fake));
     let (m_real, m_fake) = (nn::mean(&mut g, p_real), nn::mean(&mut g, p_fake));
     g.add_metric("D(x)", m_real);
     g.add_metric("D(G(z))", m_fake);
@@ -62,8 +83,8 @@ pub(super) fn g_step(kernels: KernelSet, cfg: &GanConfig, channels: usize) -> Re
     let ones = g.external("g_label", &[cfg.batch_size, 1, 1, 1]);
     let z = noise(&mut g, cfg);
     let fake = generator(&mut g, z, BnMode::TrainNoStats, cfg, channels)?;
-    let p = discriminator(&mut g, fake, BnMode::Train, cfg)?;
-    let l = nn::bce(&mut g, p, ones, BceReduction::Mean)?;
+    let d = discriminator(&mut g, fake, BnMode::Train, cfg)?;
+    let l = d_loss(&mut g, cfg, d, ones)?;
     g.freeze("discriminator.");
     g.add_loss("g", l);
     Ok(g)

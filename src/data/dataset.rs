@@ -68,6 +68,8 @@ impl Dataset {
             for w in f.warnings(dir) {
                 eprintln!("warning: {w}");
             }
+            let how = if f.cached { "read from the image cache" } else { "decoded" };
+            eprintln!("{}: {} images {how} in {:.1} s", dir.display(), f.n, f.seconds);
             let source = format!("{} ({})", dir.display(), f.describe());
             return Ok(Dataset { train: f.train, test: f.test, source });
         }

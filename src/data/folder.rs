@@ -47,6 +47,8 @@ pub struct FolderData {
     pub skipped: Vec<Skipped>,
     /// Whether the tensor came from the cache rather than from decoding.
     pub cached: bool,
+    /// Seconds spent listing and decoding (or reading the cache).
+    pub seconds: f64,
     /// Why the cache could not be written, if it could not.
     pub cache_warning: Option<String>,
 }
@@ -101,6 +103,7 @@ pub fn load_with_cache(dir: &Path, opts: &LoadOptions, cache_dir: Option<&Path>)
     opts.validate()?;
     let (side, want) = (opts.side(), opts.channels);
     let root = dir.canonicalize().with_context(|| format!("{}: cannot open", dir.display()))?;
+    let started = std::time::Instant::now();
     let (files, mut skipped) = list(&root)?;
     if files.is_empty() {
         bail!(
@@ -138,7 +141,8 @@ pub fn load_with_cache(dir: &Path, opts: &LoadOptions, cache_dir: Option<&Path>)
     skipped.extend(entry.skipped.iter().cloned());
     skipped.sort();
     let (train, test, test_index) = split(&entry, opts, dir)?;
-    Ok(FolderData { train, test, n: entry.n, names: entry.names, test_index, skipped, cached, cache_warning })
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(FolderData { train, test, n: entry.n, names: entry.names, test_index, skipped, cached, seconds, cache_warning })
 }
 
 /// The image files below `root`, sorted by relative path, with their size and mtime; and the entries

@@ -8,7 +8,7 @@
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::codec::{interpolate, Decoder, Encoder};
+use super::codec::{interpolate, Decoder, Encoder, TestPass};
 use super::core::Core;
 use crate::data::{Dataset, Split};
 use crate::graph::{compile, Executor, Graph, Mode, ParamStore, StepStats, TensorId};
@@ -117,12 +117,9 @@ pub struct Autoencoder {
     cfg: AeConfig,
     core: Core,
     train: Executor,
-    eval: Executor,
-    eval_steps: usize,
-    eval_recon: (TensorId, TensorId),
+    eval: TestPass,
     decoder: Decoder,
     encoder: Encoder,
-    channels: usize,
     n_test: usize,
     _buffers: Vec<GpuBuffer>,
 }
@@ -169,12 +166,13 @@ impl Autoencoder {
             &core.store,
             &[("images", train_images.whole()), ("order", core.train_order.whole())],
         )?;
-        let eval = Executor::new(
+        let eval = TestPass::new(
             gpu,
-            &eg,
-            &eval_list,
+            (&eg, &eval_list),
             &core.store,
             &[("images", test_images.whole()), ("order", test_order.whole())],
+            (eval_steps, b, EVAL_SLOT),
+            (ex, erecon),
         )?;
         let decoder = Decoder::new(gpu, &core.store, (DECODE, cfg.latent), (0.0, 1.0), |g, z| decoder(g, z, channels))?;
         let enc_shape = gather_shape(&data.test, ENCODE.min(data.test.n), 1);
@@ -186,11 +184,8 @@ impl Autoencoder {
             core,
             train,
             eval,
-            eval_steps,
-            eval_recon: (ex, erecon),
             decoder,
             encoder,
-            channels,
             n_test: data.test.n,
             _buffers: vec![train_images, test_images, test_order],
         })
@@ -255,14 +250,8 @@ impl TrainableModel for Autoencoder {
     }
 
     fn evaluate(&mut self, gpu: &Gpu) -> Result<Evaluation> {
-        self.core.store.set_counter(gpu, EVAL_SLOT, 0);
-        for i in 0..self.eval_steps {
-            self.eval.step(gpu, i + 1 == self.eval_steps)?;
-        }
-        let reports = self.eval.poll_losses(gpu, true)?;
-        let r = reports.last().context("evaluation produced no loss report")?;
-        let (loss, mse) = (self.eval.reported(r, "loss")? as f64, self.eval.reported(r, "mse")? as f64);
-        Ok(Evaluation { figures: vec![("loss".into(), loss), ("mse".into(), mse), ("psnr".into(), psnr(mse))] })
+        let f = self.eval.figures(gpu, &self.core.store, &["loss", "mse"])?;
+        Ok(Evaluation { figures: vec![("loss".into(), f[0]), ("mse".into(), f[1]), ("psnr".into(), psnr(f[1]))] })
     }
 
     /// Eight walks through code space between pairs of test images, one per row.
@@ -278,16 +267,7 @@ impl TrainableModel for Autoencoder {
     }
 
     fn reconstructions(&mut self, gpu: &Gpu) -> Result<Option<ImageBatch>> {
-        self.core.store.set_counter(gpu, EVAL_SLOT, 0);
-        self.eval.step(gpu, true)?;
-        self.eval.poll_losses(gpu, true)?;
-        let px = self.channels * SIDE * SIDE;
-        let x = self.eval.read(gpu, self.eval_recon.0)?;
-        let r = self.eval.read(gpu, self.eval_recon.1)?;
-        let n = RECONS.min(self.cfg.batch_size);
-        let mut data = x[..n * px].to_vec();
-        data.extend_from_slice(&r[..n * px]);
-        Ok(Some(ImageBatch { data, nchw: [2 * n, self.channels, SIDE, SIDE], range: (0.0, 1.0) }))
+        Ok(Some(self.eval.reconstructions(gpu, &self.core.store, RECONS)?))
     }
 
     fn state(&self, gpu: &Gpu) -> Result<Vec<(String, TensorData)>> {

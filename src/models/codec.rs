@@ -1,10 +1,11 @@
-//! The two inference graphs the VAE and the autoencoder share: an encoder that maps chosen test images
-//! to their codes, and a decoder that maps given codes to images. Each is a graph compiled once over the
-//! model's parameter store, fed through one small buffer (image indices or codes) per call.
+//! The inference graphs the VAE and the autoencoder share: an encoder that maps chosen test images to
+//! their codes, a decoder that maps given codes to images, and the test-set pass that gives the
+//! figures and the reconstruction grid. Each is a graph compiled once over the model's parameter store;
+//! the encoder and decoder are fed through one small buffer (image indices or codes) per call.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
-use crate::graph::{compile, Executor, Graph, Mode, ParamStore, TensorId};
+use crate::graph::{compile, BoundCall, Executor, Graph, Mode, ParamStore, TensorId};
 use crate::nn;
 use crate::ops::gather::GatherShape;
 use crate::runtime::buffers::Operand;
@@ -117,4 +118,63 @@ pub fn interpolate(a: &[f32], b: &[f32], frames: usize) -> Vec<f32> {
             a.iter().zip(b).map(move |(p, q)| p + t * (q - p))
         })
         .collect()
+}
+
+/// The test split run through a reconstructing model in eval mode: every whole batch for the figures,
+/// or one batch for the originals-above-reconstructions grid. The graph gathers with counter slot
+/// `slot`, which this resets before each pass.
+pub struct TestPass {
+    exec: Executor,
+    steps: usize,
+    slot: usize,
+    x: TensorId,
+    recon: TensorId,
+    batch: usize,
+    /// [channels, height, width] of one image.
+    image: [usize; 3],
+}
+
+impl TestPass {
+    /// `graph` (already compiled into `list`, with the slot increment appended) gathers `steps`
+    /// batches of `batch` test images into `x` and reconstructs them into `recon`.
+    pub fn new(
+        gpu: &Gpu,
+        (graph, list): (&Graph, &[BoundCall]),
+        store: &ParamStore,
+        bindings: &[(&str, Operand<'_>)],
+        (steps, batch, slot): (usize, usize, usize),
+        (x, recon): (TensorId, TensorId),
+    ) -> Result<TestPass> {
+        let exec = Executor::new(gpu, graph, list, store, bindings)?;
+        let s = graph.shape(x);
+        if s.len() != 4 {
+            bail!("test pass: images of shape {s:?} are not NCHW");
+        }
+        Ok(TestPass { exec, steps, slot, x, recon, batch, image: [s[1], s[2], s[3]] })
+    }
+
+    /// Runs every batch; returns `names`' averages over the test split, in order.
+    pub fn figures(&mut self, gpu: &Gpu, store: &ParamStore, names: &[&str]) -> Result<Vec<f64>> {
+        store.set_counter(gpu, self.slot, 0);
+        for i in 0..self.steps {
+            self.exec.step(gpu, i + 1 == self.steps)?;
+        }
+        let reports = self.exec.poll_losses(gpu, true)?;
+        let r = reports.last().context("evaluation produced no loss report")?;
+        names.iter().map(|n| Ok(self.exec.reported(r, n)? as f64)).collect()
+    }
+
+    /// The first `n` images of the first test batch above their reconstructions.
+    pub fn reconstructions(&mut self, gpu: &Gpu, store: &ParamStore, n: usize) -> Result<ImageBatch> {
+        store.set_counter(gpu, self.slot, 0);
+        self.exec.step(gpu, true)?;
+        self.exec.poll_losses(gpu, true)?;
+        let x = self.exec.read(gpu, self.x)?;
+        let r = self.exec.read(gpu, self.recon)?;
+        let (n, [c, h, w]) = (n.min(self.batch), self.image);
+        let per = c * h * w;
+        let mut data = x[..n * per].to_vec();
+        data.extend_from_slice(&r[..n * per]);
+        Ok(ImageBatch { data, nchw: [2 * n, c, h, w], range: (0.0, 1.0) })
+    }
 }

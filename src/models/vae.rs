@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use super::codec::{Decoder, Encoder};
+use super::codec::{Decoder, Encoder, TestPass};
 use super::core::Core;
 use super::Upsampling;
 use crate::data::{Dataset, Split};
@@ -278,13 +278,9 @@ pub struct Vae {
     cfg: VaeConfig,
     core: Core,
     train: Executor,
-    eval: Executor,
-    eval_steps: usize,
-    eval_recon: (TensorId, TensorId),
+    eval: TestPass,
     decoder: Decoder,
     encoder: Encoder,
-    channels: usize,
-    side: usize,
     sample_z: Vec<f32>,
     _buffers: Vec<GpuBuffer>,
 }
@@ -340,12 +336,13 @@ impl Vae {
             &core.store,
             &[("images", train_images.whole()), ("order", core.train_order.whole())],
         )?;
-        let eval = Executor::new(
+        let eval = TestPass::new(
             gpu,
-            &eg,
-            &eval_steps_list,
+            (&eg, &eval_steps_list),
             &core.store,
             &[("images", test_images.whole()), ("order", test_order.whole())],
+            (eval_steps, b, EVAL_SLOT),
+            (ex, erecon),
         )?;
         let decoder = Decoder::new(gpu, &core.store, (SAMPLES, cfg.latent), (0.0, 1.0), |g, z| {
             decoder(g, z, cfg, false, channels)
@@ -363,12 +360,8 @@ impl Vae {
             core,
             train,
             eval,
-            eval_steps,
-            eval_recon: (ex, erecon),
             decoder,
             encoder,
-            channels,
-            side: cfg.arch.side(),
             sample_z,
             _buffers: vec![train_images, test_images, test_order],
         })
@@ -430,14 +423,8 @@ impl TrainableModel for Vae {
     }
 
     fn evaluate(&mut self, gpu: &Gpu) -> Result<Evaluation> {
-        self.core.store.set_counter(gpu, EVAL_SLOT, 0);
-        for i in 0..self.eval_steps {
-            self.eval.step(gpu, i + 1 == self.eval_steps)?;
-        }
-        let reports = self.eval.poll_losses(gpu, true)?;
-        let r = reports.last().context("evaluation produced no loss report")?;
-        let (recon, kl) = (r.values[0] as f64, r.values[1] as f64);
-        Ok(Evaluation { figures: vec![("neg_elbo".into(), recon + kl), ("recon".into(), recon), ("kl".into(), kl)] })
+        let f = self.eval.figures(gpu, &self.core.store, &["recon", "kl"])?;
+        Ok(Evaluation { figures: vec![("neg_elbo".into(), f[0] + f[1]), ("recon".into(), f[0]), ("kl".into(), f[1])] })
     }
 
     fn samples(&mut self, gpu: &Gpu) -> Result<ImageBatch> {
@@ -446,17 +433,7 @@ impl TrainableModel for Vae {
     }
 
     fn reconstructions(&mut self, gpu: &Gpu) -> Result<Option<ImageBatch>> {
-        // The eval graph's last batch is still in its outputs after `evaluate`; run one batch to be sure.
-        self.core.store.set_counter(gpu, EVAL_SLOT, 0);
-        self.eval.step(gpu, true)?;
-        self.eval.poll_losses(gpu, true)?;
-        let px = self.channels * self.side * self.side;
-        let x = self.eval.read(gpu, self.eval_recon.0)?;
-        let r = self.eval.read(gpu, self.eval_recon.1)?;
-        let n = RECONS.min(self.cfg.batch_size);
-        let mut data = x[..n * px].to_vec();
-        data.extend_from_slice(&r[..n * px]);
-        Ok(Some(ImageBatch { data, nchw: [2 * n, self.channels, self.side, self.side], range: (0.0, 1.0) }))
+        Ok(Some(self.eval.reconstructions(gpu, &self.core.store, RECONS)?))
     }
 
     fn state(&self, gpu: &Gpu) -> Result<Vec<(String, TensorData)>> {

@@ -207,3 +207,33 @@ pub fn convt_shape(
 pub fn sum_tol(k: usize) -> f64 {
     k as f64 * 2e-7
 }
+
+/// Column `name` of a run's CSV log (metrics.csv, epochs.csv) as numbers.
+pub fn csv_column(path: &std::path::Path, name: &str) -> Vec<f64> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let col = lines.next().unwrap().split(',').position(|h| h == name).unwrap_or_else(|| panic!("no {name} column"));
+    lines.map(|l| l.split(',').nth(col).unwrap().parse().unwrap()).collect()
+}
+
+/// The (name, shape) pairs of a model's checkpoint tensors whose names start with `prefix` (optimiser
+/// state left out), sorted by name.
+pub fn tensor_shapes(
+    state: Vec<(String, gputrain::train::checkpoint::TensorData)>,
+    prefix: &str,
+) -> Vec<(String, Vec<usize>)> {
+    let mut v: Vec<(String, Vec<usize>)> = state
+        .into_iter()
+        .filter(|(n, _)| n.starts_with(prefix) && !n.starts_with("optim."))
+        .map(|(n, t)| (n, t.shape().to_vec()))
+        .collect();
+    v.sort();
+    v
+}
+
+/// `[(name, shape)]` as [`tensor_shapes`] returns it, for comparing.
+pub fn named_shapes(v: &[(&str, &[usize])]) -> Vec<(String, Vec<usize>)> {
+    let mut v: Vec<(String, Vec<usize>)> = v.iter().map(|(n, s)| (n.to_string(), s.to_vec())).collect();
+    v.sort();
+    v
+}

@@ -29,13 +29,6 @@ fn opts(out: &Path, epochs: u64) -> RunOptions {
     common::run_opts(out, epochs, "ae")
 }
 
-fn column(path: &Path, name: &str) -> Vec<f64> {
-    let text = std::fs::read_to_string(path).unwrap();
-    let mut lines = text.lines();
-    let col = lines.next().unwrap().split(',').position(|h| h == name).unwrap();
-    lines.map(|l| l.split(',').nth(col).unwrap().parse().unwrap()).collect()
-}
-
 #[test]
 fn the_autoencoder_has_its_pytorch_layers() {
     let state = model().state(common::gpu()).unwrap();
@@ -75,12 +68,12 @@ fn a_short_run_lowers_the_error_and_resumes_bit_for_bit() {
     }
     // The untrained decoder's sigmoid sits near 0.5 where most pixels are 0: ≈ 784 · 0.2 ≈ 160 per
     // image. 18 Adam steps at 3e-3 learn at least the dark background, far below 70% of that.
-    let loss = column(&whole.join("metrics.csv"), "loss");
+    let loss = common::csv_column(&whole.join("metrics.csv"), "loss");
     assert!(*loss.last().unwrap() < 0.7 * loss[0], "loss went from {} to {}", loss[0], loss.last().unwrap());
     let (mse, test_loss, db) = (
-        column(&whole.join("epochs.csv"), "mse"),
-        column(&whole.join("epochs.csv"), "loss"),
-        column(&whole.join("epochs.csv"), "psnr"),
+        common::csv_column(&whole.join("epochs.csv"), "mse"),
+        common::csv_column(&whole.join("epochs.csv"), "loss"),
+        common::csv_column(&whole.join("epochs.csv"), "psnr"),
     );
     assert!(mse[2] < mse[0], "test MSE went from {} to {}", mse[0], mse[2]);
     // Per-pixel MSE is the per-image sum over 784 pixels; both come from the same batches. The two

@@ -8,6 +8,7 @@ use gputrain::data::Dataset;
 use gputrain::models::gan::{Arch, Gan, GanConfig};
 use gputrain::models::vae::{Vae, VaeConfig};
 use gputrain::models::Upsampling;
+use gputrain::train::checkpoint::TensorData;
 use gputrain::train::model::TrainableModel;
 
 fn tiny() -> Dataset {
@@ -15,20 +16,9 @@ fn tiny() -> Dataset {
     Dataset { train: common::head(&d.train, 16), test: common::head(&d.test, 8), source: "tiny slice".into() }
 }
 
-fn shapes(state: Vec<(String, gputrain::train::checkpoint::TensorData)>, prefix: &str) -> Vec<(String, Vec<usize>)> {
-    let mut v: Vec<(String, Vec<usize>)> = state
-        .into_iter()
-        .filter(|(n, _)| n.starts_with(prefix) && (n.ends_with(".weight") || n.ends_with(".bias")))
-        .map(|(n, t)| (n, t.shape().to_vec()))
-        .collect();
-    v.sort();
-    v
-}
-
-fn owned(v: &[(&str, &[usize])]) -> Vec<(String, Vec<usize>)> {
-    let mut v: Vec<(String, Vec<usize>)> = v.iter().map(|(n, s)| (n.to_string(), s.to_vec())).collect();
-    v.sort();
-    v
+fn weights_and_biases(state: Vec<(String, TensorData)>, prefix: &str) -> Vec<(String, Vec<usize>)> {
+    let keep = |n: &String| n.ends_with(".weight") || n.ends_with(".bias");
+    common::tensor_shapes(state, prefix).into_iter().filter(|(n, _)| keep(n)).collect()
 }
 
 #[test]
@@ -46,7 +36,7 @@ fn the_resize_convolution_dcgan_is_named_and_learns() {
     let mut m = Gan::new(gpu, &cfg, &tiny()).unwrap();
     // nn.Sequential(ConvT(8,256,4,1,0), BN, ReLU, Upsample, Conv(256,128,3,1,1), BN, ReLU, Upsample,
     //               Conv(128,64,3,1,1), BN, ReLU, Upsample, Conv(64,1,3,1,1), Tanh)
-    let want = owned(&[
+    let want = common::named_shapes(&[
         ("generator.0.weight", &[8, 256, 4, 4]),
         ("generator.1.weight", &[256]),
         ("generator.1.bias", &[256]),
@@ -58,7 +48,7 @@ fn the_resize_convolution_dcgan_is_named_and_learns() {
         ("generator.9.bias", &[64]),
         ("generator.12.weight", &[1, 64, 3, 3]),
     ]);
-    assert_eq!(shapes(m.state(gpu).unwrap(), "generator."), want);
+    assert_eq!(weights_and_biases(m.state(gpu).unwrap(), "generator."), want);
     m.start_epoch(gpu, 0).unwrap();
     let first: f32 = m.step_discriminator(gpu).unwrap()[..2].iter().sum();
     let mut last = first;
@@ -85,7 +75,7 @@ fn the_resize_convolution_vae_is_named_and_learns() {
     let d = Dataset::embedded().unwrap();
     let data = Dataset { train: common::head(&d.train, 48), test: common::head(&d.test, 16), source: "tiny".into() };
     let mut m = Vae::new(gpu, &cfg, &data).unwrap();
-    let want = owned(&[
+    let want = common::named_shapes(&[
         ("decoder.1.weight", &[64, 128, 3, 3]),
         ("decoder.1.bias", &[64]),
         ("decoder.2.weight", &[64]),
@@ -97,7 +87,7 @@ fn the_resize_convolution_vae_is_named_and_learns() {
         ("decoder.9.weight", &[1, 32, 3, 3]),
         ("decoder.9.bias", &[1]),
     ]);
-    assert_eq!(shapes(m.state(gpu).unwrap(), "decoder."), want);
+    assert_eq!(weights_and_biases(m.state(gpu).unwrap(), "decoder."), want);
     m.start_epoch(gpu, 0).unwrap();
     let mut losses = Vec::new();
     for _ in 0..6 {

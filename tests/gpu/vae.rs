@@ -32,13 +32,6 @@ fn model() -> Vae {
     Vae::new(common::gpu(), &cfg(), &tiny()).unwrap()
 }
 
-fn column(path: &Path, name: &str) -> Vec<f64> {
-    let text = std::fs::read_to_string(path).unwrap();
-    let mut lines = text.lines();
-    let col = lines.next().unwrap().split(',').position(|h| h == name).unwrap();
-    lines.map(|l| l.split(',').nth(col).unwrap().parse().unwrap()).collect()
-}
-
 #[test]
 fn a_short_run_lowers_the_loss_and_leaves_every_output() {
     let tmp = tempfile::tempdir().unwrap();
@@ -60,10 +53,10 @@ fn a_short_run_lowers_the_loss_and_leaves_every_output() {
     }
     // Per-image BCE over 1024 pixels starts near 1024·ln 2 ≈ 710 nats; 18 Adam steps at lr 3e-3 learn
     // the mean image at least, which removes far more than a fifth of that.
-    let loss = column(&out.join("metrics.csv"), "loss");
+    let loss = common::csv_column(&out.join("metrics.csv"), "loss");
     assert!(loss.iter().all(|l| l.is_finite()));
     assert!(*loss.last().unwrap() < 0.8 * loss[0], "loss went from {} to {}", loss[0], loss.last().unwrap());
-    let elbo = column(&out.join("epochs.csv"), "neg_elbo");
+    let elbo = common::csv_column(&out.join("epochs.csv"), "neg_elbo");
     assert!(elbo[2] < elbo[0], "test −ELBO went from {} to {}", elbo[0], elbo[2]);
 
     // Loaded into a fresh model, the checkpoint evaluates to exactly what the trained model gives.
@@ -129,8 +122,8 @@ fn resume_reproduces_an_uninterrupted_run_bit_for_bit() {
         assert!(va == vb, "{na} differs after resume");
     }
     assert_eq!(
-        column(&whole.join("epochs.csv"), "neg_elbo")[1],
-        *column(&split.join("epochs.csv"), "neg_elbo").last().unwrap()
+        common::csv_column(&whole.join("epochs.csv"), "neg_elbo")[1],
+        *common::csv_column(&split.join("epochs.csv"), "neg_elbo").last().unwrap()
     );
 }
 

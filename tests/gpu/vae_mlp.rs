@@ -4,7 +4,6 @@
 
 use crate::common;
 
-use std::path::Path;
 
 use gputrain::data::Dataset;
 use gputrain::models::vae::{Vae, VaeArch, VaeConfig};
@@ -22,26 +21,12 @@ fn mlp(hidden: Vec<usize>, latent: usize) -> VaeConfig {
 
 fn shapes(cfg: &VaeConfig) -> Vec<(String, Vec<usize>)> {
     let m = Vae::new(common::gpu(), cfg, &tiny()).unwrap();
-    let mut v: Vec<(String, Vec<usize>)> = m
-        .state(common::gpu())
-        .unwrap()
-        .into_iter()
-        .filter(|(n, _)| !n.starts_with("optim."))
-        .map(|(n, t)| (n, t.shape().to_vec()))
-        .collect();
-    v.sort();
-    v
-}
-
-fn owned(v: &[(&str, &[usize])]) -> Vec<(String, Vec<usize>)> {
-    let mut v: Vec<(String, Vec<usize>)> = v.iter().map(|(n, s)| (n.to_string(), s.to_vec())).collect();
-    v.sort();
-    v
+    common::tensor_shapes(m.state(common::gpu()).unwrap(), "")
 }
 
 #[test]
 fn the_mlp_vae_is_examples_vae() {
-    let want = owned(&[
+    let want = common::named_shapes(&[
         ("fc1.weight", &[400, 784]),
         ("fc1.bias", &[400]),
         ("fc21.weight", &[20, 400]),
@@ -58,7 +43,7 @@ fn the_mlp_vae_is_examples_vae() {
 
 #[test]
 fn a_deeper_mlp_vae_names_its_layers_as_sequentials() {
-    let want = owned(&[
+    let want = common::named_shapes(&[
         ("encoder.0.weight", &[128, 784]),
         ("encoder.0.bias", &[128]),
         ("encoder.2.weight", &[64, 128]),
@@ -77,13 +62,6 @@ fn a_deeper_mlp_vae_names_its_layers_as_sequentials() {
     assert_eq!(shapes(&mlp(vec![128, 64], 32)), want);
 }
 
-fn column(path: &Path, name: &str) -> Vec<f64> {
-    let text = std::fs::read_to_string(path).unwrap();
-    let mut lines = text.lines();
-    let col = lines.next().unwrap().split(',').position(|h| h == name).unwrap();
-    lines.map(|l| l.split(',').nth(col).unwrap().parse().unwrap()).collect()
-}
-
 #[test]
 fn a_short_mlp_vae_run_lowers_the_loss_on_unpadded_images() {
     let gpu = common::gpu();
@@ -93,9 +71,9 @@ fn a_short_mlp_vae_run_lowers_the_loss_on_unpadded_images() {
     run::train(gpu, &mut m, &common::run_opts(&out, 3, "vae")).unwrap();
     // BCE summed over 784 pixels starts near 784·ln 2 ≈ 543 nats; 18 Adam steps at lr 1e-2 learn the
     // mean image at least, which removes far more than a fifth of that.
-    let loss = column(&out.join("metrics.csv"), "loss");
+    let loss = common::csv_column(&out.join("metrics.csv"), "loss");
     assert!(*loss.last().unwrap() < 0.8 * loss[0], "loss went from {} to {}", loss[0], loss.last().unwrap());
-    let elbo = column(&out.join("epochs.csv"), "neg_elbo");
+    let elbo = common::csv_column(&out.join("epochs.csv"), "neg_elbo");
     assert!(elbo[2] < elbo[0], "test −ELBO went from {} to {}", elbo[0], elbo[2]);
     let img = m.samples(gpu).unwrap();
     assert_eq!(img.nchw, [64, 1, 28, 28]);

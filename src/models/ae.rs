@@ -132,9 +132,10 @@ impl Autoencoder {
         let b = cfg.batch_size;
         if b > data.train.n || b > data.test.n {
             bail!(
-                "--batch-size {b} must be at most the smaller of the training ({}) and test ({}) set sizes",
+                "--batch-size {b} must be at most the smaller of the training ({}) and test ({}) set sizes of {}",
                 data.train.n,
-                data.test.n
+                data.test.n,
+                data.source
             );
         }
         let adam = AdamConfig { lr: cfg.lr as f32, ..Default::default() };

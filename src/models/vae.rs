@@ -298,9 +298,10 @@ impl Vae {
         let (data, channels, pad) = (fitted.data.as_ref(), fitted.channels, fitted.pad);
         if b == 0 || b > data.train.n || b > data.test.n {
             bail!(
-                "--batch-size {b} must be between 1 and the smaller of the training ({}) and test ({}) set sizes",
+                "--batch-size {b} must be between 1 and the smaller of the training ({}) and test ({}) set sizes of {}",
                 data.train.n,
-                data.test.n
+                data.test.n,
+                data.source
             );
         }
         let adam = AdamConfig { lr: cfg.lr as f32, ..Default::default() };

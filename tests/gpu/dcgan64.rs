@@ -100,3 +100,22 @@ fn dcgan_sizes_other_than_32_and_64_are_refused() {
         .to_string();
     assert!(e.contains("--image-size 48"), "{e}");
 }
+
+#[test]
+fn a_folder_with_fewer_images_than_a_batch_is_refused_by_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("few-photos");
+    std::fs::create_dir(&dir).unwrap();
+    for i in 0..6u8 {
+        image::RgbImage::from_pixel(40, 30, image::Rgb([i * 40, 100, 200])).save(dir.join(format!("{i}.png"))).unwrap();
+    }
+    let cache = tmp.path().join("cache");
+    let opts = gputrain::data::LoadOptions::default();
+    let f = gputrain::data::folder::load_with_cache(&dir, &opts, Some(&cache)).unwrap();
+    let data = Dataset { train: f.train, test: f.test, source: dir.display().to_string() };
+    // Five training images (one is held out for testing): a batch of 4 fits, one of 8 does not.
+    assert_eq!(data.train.n, 5);
+    Gan::new(common::gpu(), &cfg(8, 8), &data).unwrap();
+    let e = Gan::new(common::gpu(), &GanConfig { batch_size: 8, ..cfg(8, 8) }, &data).err().unwrap().to_string();
+    assert!(e.contains("--batch-size 8") && e.contains("few-photos"), "{e}");
+}

@@ -4,7 +4,6 @@
 
 use crate::common;
 
-
 use gputrain::data::Dataset;
 use gputrain::models::vae::{Vae, VaeArch, VaeConfig};
 use gputrain::train::model::TrainableModel;

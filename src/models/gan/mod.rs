@@ -72,7 +72,11 @@ impl Gan {
             bail!("the {} GAN makes 1-channel images; {} has {channels} channels", cfg.arch.name(), data.source);
         }
         if b < 2 || b > s.n {
-            bail!("--batch-size {b} must be between 2 (batchnorm needs a batch) and the training set size {}", s.n);
+            bail!(
+                "--batch-size {b} must be between 2 (batchnorm needs a batch) and the training set size {} of {}",
+                s.n,
+                data.source
+            );
         }
         let adam = AdamConfig { lr: cfg.lr as f32, beta1: 0.5, beta2: 0.999, ..Default::default() };
         adam.validate().context("--lr")?;

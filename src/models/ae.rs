@@ -158,8 +158,6 @@ impl Autoencoder {
         let train_images = gpu.upload("train-images", &pack_u8(&data.train.images))?;
         let test_images = gpu.upload("test-images", &pack_u8(&data.test.images))?;
         let core = Core::new(gpu, store, (data.train.n, steps_per_epoch, b), cfg.seed)?;
-        let test_order: Vec<u32> = (0..(eval_steps * b) as u32).collect();
-        let test_order = gpu.upload("test-order", &test_order)?;
         let train = Executor::new(
             gpu,
             &tg,
@@ -171,7 +169,7 @@ impl Autoencoder {
             gpu,
             (&eg, &eval_list),
             &core.store,
-            &[("images", test_images.whole()), ("order", test_order.whole())],
+            test_images.whole(),
             (eval_steps, b, EVAL_SLOT),
             (ex, erecon),
         )?;
@@ -188,7 +186,7 @@ impl Autoencoder {
             decoder,
             encoder,
             n_test: data.test.n,
-            _buffers: vec![train_images, test_images, test_order],
+            _buffers: vec![train_images, test_images],
         })
     }
 

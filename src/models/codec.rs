@@ -125,6 +125,7 @@ pub fn interpolate(a: &[f32], b: &[f32], frames: usize) -> Vec<f32> {
 /// `slot`, which this resets before each pass.
 pub struct TestPass {
     exec: Executor,
+    _order: GpuBuffer,
     steps: usize,
     slot: usize,
     x: TensorId,
@@ -136,21 +137,24 @@ pub struct TestPass {
 
 impl TestPass {
     /// `graph` (already compiled into `list`, with the slot increment appended) gathers `steps`
-    /// batches of `batch` test images into `x` and reconstructs them into `recon`.
+    /// batches of `batch` test images, in order, from `images` into `x` and reconstructs them into
+    /// `recon`.
     pub fn new(
         gpu: &Gpu,
         (graph, list): (&Graph, &[BoundCall]),
         store: &ParamStore,
-        bindings: &[(&str, Operand<'_>)],
+        images: Operand<'_>,
         (steps, batch, slot): (usize, usize, usize),
         (x, recon): (TensorId, TensorId),
     ) -> Result<TestPass> {
-        let exec = Executor::new(gpu, graph, list, store, bindings)?;
+        let order: Vec<u32> = (0..(steps * batch) as u32).collect();
+        let order = gpu.upload("test-order", &order)?;
+        let exec = Executor::new(gpu, graph, list, store, &[("images", images), ("order", order.whole())])?;
         let s = graph.shape(x);
         if s.len() != 4 {
             bail!("test pass: images of shape {s:?} are not NCHW");
         }
-        Ok(TestPass { exec, steps, slot, x, recon, batch, image: [s[1], s[2], s[3]] })
+        Ok(TestPass { exec, _order: order, steps, slot, x, recon, batch, image: [s[1], s[2], s[3]] })
     }
 
     /// Runs every batch; returns `names`' averages over the test split, in order.

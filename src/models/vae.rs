@@ -327,8 +327,6 @@ impl Vae {
         let train_images = upload_split(gpu, &data.train, "train-images")?;
         let test_images = upload_split(gpu, &data.test, "test-images")?;
         let core = Core::new(gpu, store, (data.train.n, steps_per_epoch, b), cfg.seed)?;
-        let test_order: Vec<u32> = (0..(eval_steps * b) as u32).collect();
-        let test_order = gpu.upload("test-order", &test_order)?;
 
         let train = Executor::new(
             gpu,
@@ -341,7 +339,7 @@ impl Vae {
             gpu,
             (&eg, &eval_steps_list),
             &core.store,
-            &[("images", test_images.whole()), ("order", test_order.whole())],
+            test_images.whole(),
             (eval_steps, b, EVAL_SLOT),
             (ex, erecon),
         )?;
@@ -364,7 +362,7 @@ impl Vae {
             decoder,
             encoder,
             sample_z,
-            _buffers: vec![train_images, test_images, test_order],
+            _buffers: vec![train_images, test_images],
         })
     }
 

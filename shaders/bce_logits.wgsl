@@ -1,13 +1,13 @@
 // Binary cross-entropy on logits, ℓ = max(x, 0) − x·t + log1p(exp(−|x|)), and its gradient
-// σ(x) − t. The forward writes one scalar reduced by a single workgroup: each invocation sums a
-// fixed stride-RWG subset in order, then a fixed tree (tree_sum.wgsl), so the value is
-// bit-identical between runs. The backward is elementwise; with `accumulate` = 1 it adds into its output.
+// σ(x) − t. The forward reduces in two stages as loss.wgsl's do (a chunk per workgroup,
+// then the partials folded), each in a fixed order, so the value is bit-identical between runs. The backward is elementwise; with `accumulate` = 1 it adds into its output.
 
 struct Params {
     n: u32,          // elements
     accumulate: u32, // backward: 1 adds into the output, 0 overwrites it
     scale: f32,      // 1/numel (mean) or 1/batch (sum per item, mean over the batch)
     weight: f32,     // backward: the upstream gradient of the loss (1 at the end of the graph)
+    chunk: u32,      // forward: elements per workgroup
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -29,17 +29,18 @@ fn log1p_unit(u: f32) -> f32 {
     return 2.0 * s * series;
 }
 
-// Slots: 1 logits, 2 target, 3 loss. loss[0] = scale · Σ max(x, 0) − x·t + log1p(exp(−|x|)).
+// Slots: 1 logits, 2 target, 3 loss or partials. [w] = scale · Σ max(x, 0) − x·t + log1p(exp(−|x|)).
 @compute @workgroup_size(RWG)
-fn bce_logits_forward(@builtin(local_invocation_index) lid: u32) {
+fn bce_logits_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     var acc = 0.0;
-    for (var i = lid; i < p.n; i = i + RWG) {
+    let r = chunk_range(wid.x, p.n, p.chunk);
+    for (var i = r.x + lid; i < r.y; i = i + RWG) {
         let x = b1[i];
         acc = acc + (max(x, 0.0) - x * b2[i]) + log1p_unit(exp(-abs(x)));
     }
     let total = tree_sum(lid, acc);
     if (lid == 0u) {
-        b3[0] = p.scale * total;
+        b3[wid.x] = p.scale * total;
     }
 }
 

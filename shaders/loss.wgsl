@@ -1,7 +1,9 @@
 // Losses at the end of the training graph (BCE, the VAE's KL term) and the VAE's reparameterisation.
 //
-// Forward losses write one scalar, reduced by a single workgroup: each invocation sums a fixed
-// stride-64 subset in order, then a fixed 6-level tree, so the value is bit-identical between runs.
+// Forward losses reduce to one scalar in two stages (ops::reduce::two_stage): workgroup w sums chunk
+// w of the elements, each invocation a fixed stride-64 subset in order, then a fixed 6-level tree,
+// and writes scale · Σ to slot 3 [w]; with several chunks a second dispatch folds those partials the
+// same way. The value is bit-identical between runs.
 // Backward entries are elementwise; with `accumulate` = 1 they add into their outputs instead of
 // overwriting them (for tensors that receive gradient from several places, such as μ in the VAE).
 
@@ -11,6 +13,7 @@ struct Params {
     scale: f32,      // forward and backward: 1/numel (mean) or 1/batch (sum per item, mean over batch)
     weight: f32,     // backward: the upstream gradient of the loss (1 at the end of the graph)
     classes: u32,    // cross-entropy: logits per row (n counts rows there)
+    chunk: u32,      // forward: elements (rows for cross-entropy) per workgroup
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -37,18 +40,19 @@ fn blend(old: f32, v: f32) -> f32 {
     return select(v, old + v, p.accumulate != 0u);
 }
 
-// Slots: 1 p, 2 t, 3 loss. loss[0] = scale · Σ −(t·log p + (1−t)·log(1−p)).
+// Slots: 1 p, 2 t, 3 loss or partials. [w] = scale · Σ −(t·log p + (1−t)·log(1−p)).
 @compute @workgroup_size(RWG)
-fn bce_forward(@builtin(local_invocation_index) lid: u32) {
+fn bce_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     var acc = 0.0;
-    for (var i = lid; i < p.n; i = i + RWG) {
+    let r = chunk_range(wid.x, p.n, p.chunk);
+    for (var i = r.x + lid; i < r.y; i = i + RWG) {
         let q = b1[i];
         let t = b2[i];
         acc = acc - (t * clamped_log(q) + (1.0 - t) * clamped_log(1.0 - q));
     }
     let total = tree_sum(lid, acc);
     if (lid == 0u) {
-        b3[0] = p.scale * total;
+        b3[wid.x] = p.scale * total;
     }
 }
 
@@ -61,18 +65,20 @@ fn bce_backward_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgr
     b3[i] = blend(b3[i], p.weight * p.scale * (q - b2[i]) / max(q * (1.0 - q), GRAD_EPS));
 }
 
-// Slots: 1 mu, 2 logvar, 3 loss. loss[0] = scale · Σ −½(1 + logvar − μ² − exp(logvar)).
+// Slots: 1 mu, 2 logvar, 3 loss or partials. [w] = scale · Σ (exp(logvar) − 1 − logvar + μ²), the host's
+// scale carrying KL's ½.
 @compute @workgroup_size(RWG)
-fn kl_forward(@builtin(local_invocation_index) lid: u32) {
+fn kl_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     var acc = 0.0;
-    for (var i = lid; i < p.n; i = i + RWG) {
+    let r = chunk_range(wid.x, p.n, p.chunk);
+    for (var i = r.x + lid; i < r.y; i = i + RWG) {
         let mu = b1[i];
         let lv = b2[i];
         acc = acc + (exp(lv) - 1.0 - lv + mu * mu);
     }
     let total = tree_sum(lid, acc);
     if (lid == 0u) {
-        b3[0] = 0.5 * p.scale * total;
+        b3[wid.x] = p.scale * total;
     }
 }
 
@@ -105,8 +111,8 @@ fn reparam_backward_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_wo
 }
 
 // Softmax cross-entropy over `classes` logits per row, with integer class labels stored as floats
-// (gathered like pixels). Slots: 1 logits [n, classes], 2 labels [n], 3 loss.
-// loss[0] = scale · Σ_rows (logsumexp(z) − z[label]); the max is subtracted before exp so large
+// (gathered like pixels). Slots: 1 logits [n, classes], 2 labels [n], 3 loss or partials.
+// [w] = scale · Σ_rows (logsumexp(z) − z[label]); the max is subtracted before exp so large
 // logits cannot overflow.
 fn row_logsumexp(row: u32) -> f32 {
     let base = row * p.classes;
@@ -122,15 +128,16 @@ fn row_logsumexp(row: u32) -> f32 {
 }
 
 @compute @workgroup_size(RWG)
-fn xent_forward(@builtin(local_invocation_index) lid: u32) {
+fn xent_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     var acc = 0.0;
-    for (var r = lid; r < p.n; r = r + RWG) {
+    let range = chunk_range(wid.x, p.n, p.chunk);
+    for (var r = range.x + lid; r < range.y; r = r + RWG) {
         let label = min(u32(b2[r]), p.classes - 1u);
         acc = acc + row_logsumexp(r) - b1[r * p.classes + label];
     }
     let total = tree_sum(lid, acc);
     if (lid == 0u) {
-        b3[0] = p.scale * total;
+        b3[wid.x] = p.scale * total;
     }
 }
 

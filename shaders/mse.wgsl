@@ -1,12 +1,12 @@
-// Mean squared error. The forward writes one scalar reduced by a single workgroup: each invocation
-// sums a fixed stride-RWG subset in order, then a fixed tree (tree_sum.wgsl), so the value is
-// bit-identical between runs. The backward is elementwise; with `accumulate` = 1 it adds into its output.
+// Mean squared error. The forward reduces in two stages as loss.wgsl's do (a chunk per workgroup,
+// then the partials folded), each in a fixed order, so the value is bit-identical between runs. The backward is elementwise; with `accumulate` = 1 it adds into its output.
 
 struct Params {
     n: u32,          // elements
     accumulate: u32, // backward: 1 adds into the output, 0 overwrites it
     scale: f32,      // 1/numel (mean) or 1/batch (sum per item, mean over the batch)
     weight: f32,     // backward: the upstream gradient of the loss (−1 gives the target's gradient)
+    chunk: u32,      // forward: elements per workgroup
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -16,17 +16,18 @@ struct Params {
 
 const EWG: u32 = 256u;
 
-// Slots: 1 pred, 2 target, 3 loss. loss[0] = scale · Σ (pred − target)².
+// Slots: 1 pred, 2 target, 3 loss or partials. [w] = scale · Σ (pred − target)².
 @compute @workgroup_size(RWG)
-fn mse_forward(@builtin(local_invocation_index) lid: u32) {
+fn mse_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     var acc = 0.0;
-    for (var i = lid; i < p.n; i = i + RWG) {
+    let r = chunk_range(wid.x, p.n, p.chunk);
+    for (var i = r.x + lid; i < r.y; i = i + RWG) {
         let d = b1[i] - b2[i];
         acc = acc + d * d;
     }
     let total = tree_sum(lid, acc);
     if (lid == 0u) {
-        b3[0] = p.scale * total;
+        b3[wid.x] = p.scale * total;
     }
 }
 

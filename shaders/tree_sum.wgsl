@@ -27,3 +27,9 @@ fn tree_sum2(lid: u32, v: vec2<f32>) -> vec2<f32> {
 fn tree_sum(lid: u32, v: f32) -> f32 {
     return tree_sum2(lid, vec2<f32>(v, 0.0)).x;
 }
+
+// The elements [x, y) that workgroup `w` of a chunked reduction covers (ops::reduce::Partition).
+fn chunk_range(w: u32, n: u32, chunk: u32) -> vec2<u32> {
+    let start = min(n, w * chunk);
+    return vec2<u32>(start, min(n, start + chunk));
+}

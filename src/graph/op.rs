@@ -84,24 +84,39 @@ impl Op {
             Op::Gather(s, slot) => bind(gather::forward(s, *slot)?, vec![i[0], i[1], i[2], o[0]]),
             Op::Random(d, key) => bind(random::fill(g.len(o[0]), *d, *key)?, vec![i[0], o[0]]),
             Op::Act(a) => bind(elementwise::forward(*a, g.len(i[0]))?, vec![i[0], o[0]]),
-            Op::SumLoss => bind(reduce::sum(g.len(i[0]))?, vec![i[0], o[0]]),
-            Op::Mean => bind(reduce::mean(g.len(i[0]))?, vec![i[0], o[0]]),
+            Op::SumLoss => {
+                let n = g.len(i[0]);
+                bind(reduce::sum(n)?, vec![i[0], o[0], partials(g, n)])
+            }
+            Op::Mean => {
+                let n = g.len(i[0]);
+                bind(reduce::mean(n)?, vec![i[0], o[0], partials(g, n)])
+            }
             Op::MaxPool(s) => bind(pool::forward(s)?, vec![i[0], o[0]]),
             Op::Upsample2x(s) => bind(upsample::forward(s)?, vec![i[0], o[0]]),
             Op::Linear { batch, inp, out } => {
                 bind(passes::linear_forward(g.kernels, *batch, *inp, *out)?, with_out(i, o[0]))
             }
             Op::Bce { batch, per_item, reduction } => {
-                bind(loss::bce_forward(*batch, *per_item, *reduction)?, vec![i[0], i[1], o[0]])
+                let part = partials(g, batch * per_item);
+                bind(loss::bce_forward(*batch, *per_item, *reduction)?, vec![i[0], i[1], o[0], part])
             }
             Op::Mse { batch, per_item, reduction } => {
-                bind(mse::forward(*batch, *per_item, *reduction)?, vec![i[0], i[1], o[0]])
+                let part = partials(g, batch * per_item);
+                bind(mse::forward(*batch, *per_item, *reduction)?, vec![i[0], i[1], o[0], part])
             }
             Op::BceLogits { batch, per_item, reduction } => {
-                bind(bce_logits::forward(*batch, *per_item, *reduction)?, vec![i[0], i[1], o[0]])
+                let part = partials(g, batch * per_item);
+                bind(bce_logits::forward(*batch, *per_item, *reduction)?, vec![i[0], i[1], o[0], part])
             }
-            Op::Kl { batch, z } => bind(loss::kl_forward(*batch, *z)?, vec![i[0], i[1], o[0]]),
-            Op::Xent { rows, classes } => bind(loss::xent_forward(*rows, *classes)?, vec![i[0], i[1], o[0]]),
+            Op::Kl { batch, z } => {
+                let part = partials(g, batch * z);
+                bind(loss::kl_forward(*batch, *z)?, vec![i[0], i[1], o[0], part])
+            }
+            Op::Xent { rows, classes } => {
+                let part = partials(g, *rows);
+                bind(loss::xent_forward(*rows, *classes)?, vec![i[0], i[1], o[0], part])
+            }
             Op::Reparam => bind(loss::reparam_forward(g.len(i[0]))?, vec![i[0], i[1], i[2], o[0]]),
             Op::Conv2d(s, bias) => {
                 let pass = passes::conv_forward(g.kernels, s, *bias)?;
@@ -227,6 +242,11 @@ impl Op {
 fn bind_pass(g: &mut Graph, pass: Pass, inputs: &[TensorId], out: TensorId) -> Vec<BoundCall> {
     let scratch = scratch_tensors(g, &pass);
     bind(pass.calls, [inputs, &scratch, &[out]].concat())
+}
+
+/// A fresh transient tensor for the chunk sums of a reduction over `n` elements (`reduce::two_stage`).
+fn partials(g: &mut Graph, n: usize) -> TensorId {
+    g.transient("reduce.partials", &[reduce::partials_len(n)])
 }
 
 /// Fresh transient tensors for a pass's scratch, in its operand order.

@@ -2,14 +2,14 @@
 //! stable form, ℓ = max(x, 0) − x·t + log1p(exp(−|x|)), which never takes the log of a sigmoid that
 //! has rounded to 0 or 1, so any finite logit gives a finite loss and gradient (σ(x) − t)·scale.
 //!
-//! The conventions are loss.rs's: the forward writes one scalar reduced in a fixed order by one
-//! workgroup; the backward computes the gradient of `weight × loss` and, with `accumulate`, adds
+//! The conventions are loss.rs's: the forward writes one scalar reduced in a fixed order in two
+//! stages; the backward computes the gradient of `weight × loss` and, with `accumulate`, adds
 //! into its output instead of overwriting it. Targets get no gradient.
 
 use anyhow::Result;
 
 use super::loss::BceReduction;
-use super::{elements, nonzero};
+use super::{elements, nonzero, reduce};
 use crate::runtime::kernels::{grid, KernelCall, Params};
 use crate::runtime::Family;
 
@@ -24,19 +24,21 @@ fn check(op: &str, batch: usize, per_item: usize) -> Result<usize> {
     elements(op, &[batch, per_item])
 }
 
-/// Operands: `[logits, target, loss]` (logits, target: batch × per_item; loss: 1 float).
+/// Operands: `[logits, target, loss, partials]` (logits, target: batch × per_item; loss: 1 float;
+/// partials: `reduce::partials_len(batch · per_item)` floats).
 pub fn forward(batch: usize, per_item: usize, reduction: BceReduction) -> Result<Vec<KernelCall>> {
     let op = "bce_logits_forward";
     let n = check(op, batch, per_item)?;
-    Ok(vec![KernelCall {
+    let scale = reduction.scale(batch, per_item) as f32;
+    Ok(reduce::two_stage(n, scale, 2, 3, |part, s, target| KernelCall {
         constants: Vec::new(),
         family: Family::BceLogits,
         entry: op,
-        params: params(n, false, reduction.scale(batch, per_item), 1.0),
-        operands: vec![0, 1, 2],
-        workgroups: [1, 1, 1],
+        params: Params::new().u(n).u(0).f(s).f(1.0).u(part.chunk).words(),
+        operands: vec![0, 1, target],
+        workgroups: [part.parts as u32, 1, 1],
         flops: 30.0 * n as f64,
-    }])
+    }))
 }
 
 /// Operands: `[logits, target, dlogits]`; dlogits (+)= weight · scale · (σ(x) − t).

@@ -2,7 +2,9 @@
 //! the VAE's reparameterisation z = μ + exp(½ logvar)·ε.
 //!
 //! Forward losses write one scalar into their `loss` operand (overwriting it), reduced
-//! deterministically by one workgroup, so the executor can copy it out for logging.
+//! deterministically in two stages (`reduce::two_stage`: a chunk per workgroup, then the chunk sums
+//! folded), so the executor can copy it out for logging. Their last operand holds the chunk sums:
+//! `reduce::partials_len(n)` floats.
 //!
 //! Upstream gradient: backward ops take a constant `weight` (1.0 at the end of the graph) rather
 //! than an operand, and compute the gradient of `weight × loss`.
@@ -13,7 +15,7 @@
 
 use anyhow::Result;
 
-use super::{elements, nonzero};
+use super::{elements, nonzero, reduce};
 use crate::runtime::kernels::{grid, KernelCall, Params};
 use crate::runtime::Family;
 
@@ -45,16 +47,26 @@ fn params(n: usize, accumulate: bool, scale: f64, weight: f32) -> Vec<u32> {
     Params::new().u(n).u(accumulate as usize).f(scale as f32).f(weight).words()
 }
 
-fn reduce_call(entry: &'static str, n: usize, scale: f64, operands: Vec<usize>, flops: f64) -> KernelCall {
-    KernelCall {
+/// A forward loss over `n` terms (rows for cross-entropy): chunk sums of `entry`, then their fold.
+/// `operands` are the inputs; the loss and the partials follow them.
+fn reduce_calls(
+    entry: &'static str,
+    n: usize,
+    scale: f64,
+    inputs: usize,
+    classes: usize,
+    flops: f64,
+) -> Vec<KernelCall> {
+    let operands: Vec<usize> = (0..inputs).collect();
+    reduce::two_stage(n, scale as f32, inputs, inputs + 1, |part, s, target| KernelCall {
         constants: Vec::new(),
         family: Family::Loss,
         entry,
-        params: params(n, false, scale, 1.0),
-        operands,
-        workgroups: [1, 1, 1],
+        params: Params::new().u(n).u(0).f(s).f(1.0).u(classes).u(part.chunk).words(),
+        operands: [operands.as_slice(), &[target]].concat(),
+        workgroups: [part.parts as u32, 1, 1],
         flops,
-    }
+    })
 }
 
 fn elementwise_call(
@@ -82,10 +94,11 @@ fn check(op: &str, dims: &[(&str, usize)]) -> Result<usize> {
     elements(op, &dims.iter().map(|d| d.1).collect::<Vec<_>>())
 }
 
-/// Operands: `[p, t, loss]` (p, t: batch × per_item probabilities and targets; loss: 1 float).
+/// Operands: `[p, t, loss, partials]` (p, t: batch × per_item probabilities and targets; loss: 1
+/// float; partials: `reduce::partials_len(batch · per_item)`).
 pub fn bce_forward(batch: usize, per_item: usize, reduction: BceReduction) -> Result<Vec<KernelCall>> {
     let n = check("bce_forward", &[("batch", batch), ("per_item", per_item)])?;
-    Ok(vec![reduce_call("bce_forward", n, reduction.scale(batch, per_item), vec![0, 1, 2], 8.0 * n as f64)])
+    Ok(reduce_calls("bce_forward", n, reduction.scale(batch, per_item), 2, 0, 8.0 * n as f64))
 }
 
 /// Operands: `[p, t, dp]`; dp = weight · scale · (p − t) / max(p(1−p), 1e-12).
@@ -102,11 +115,11 @@ pub fn bce_backward(
     Ok(vec![elementwise_call(op, n, accumulate, scale, weight, vec![0, 1, 2], 7.0 * n as f64)?])
 }
 
-/// Operands: `[mu, logvar, loss]` (mu, logvar: [batch, z]); loss = mean over the batch of
-/// −½ Σ_j (1 + logvar − μ² − exp(logvar)).
+/// Operands: `[mu, logvar, loss, partials]` (mu, logvar: [batch, z]; partials:
+/// `reduce::partials_len(batch · z)`); loss = mean over the batch of −½ Σ_j (1 + logvar − μ² − exp(logvar)).
 pub fn kl_forward(batch: usize, z: usize) -> Result<Vec<KernelCall>> {
     let n = check("kl_forward", &[("batch", batch), ("z", z)])?;
-    Ok(vec![reduce_call("kl_forward", n, 1.0 / batch as f64, vec![0, 1, 2], 6.0 * n as f64)])
+    Ok(reduce_calls("kl_forward", n, 0.5 / batch as f64, 2, 0, 6.0 * n as f64))
 }
 
 /// Operands: `[mu, logvar, dmu, dlogvar]`; dμ = weight·μ/batch, dlogvar = weight·½(exp(logvar) − 1)/batch.
@@ -132,12 +145,10 @@ pub fn reparam_backward(n: usize, accumulate: bool) -> Result<Vec<KernelCall>> {
 }
 
 /// Softmax cross-entropy, mean over rows. Operands: `[logits [rows, classes], labels [rows] (class
-/// indices as floats), loss]`.
+/// indices as floats), loss, partials (reduce::partials_len(rows))]`.
 pub fn xent_forward(rows: usize, classes: usize) -> Result<Vec<KernelCall>> {
     let n = check("xent_forward", &[("rows", rows), ("classes", classes)])?;
-    let mut call = reduce_call("xent_forward", rows, 1.0 / rows as f64, vec![0, 1, 2], 4.0 * n as f64);
-    call.params = Params::new().u(rows).u(0).f(1.0 / rows as f32).f(1.0).u(classes).words();
-    Ok(vec![call])
+    Ok(reduce_calls("xent_forward", rows, 1.0 / rows as f64, 2, classes, 4.0 * n as f64))
 }
 
 /// Operands: `[logits, labels, dlogits]`; dz = (softmax(z) − onehot(label)) / rows.

@@ -2,13 +2,13 @@
 //! image's pixels and averaged over the batch, or averaged over every element (`MSELoss()`'s default,
 //! the per-pixel error a test reports).
 //!
-//! The conventions are loss.rs's: the forward writes one scalar reduced in a fixed order by one
-//! workgroup; the backward computes the gradient of `weight × loss` and, with `accumulate`, adds
+//! The conventions are loss.rs's: the forward writes one scalar reduced in a fixed order in two
+//! stages; the backward computes the gradient of `weight × loss` and, with `accumulate`, adds
 //! into its output instead of overwriting it.
 
 use anyhow::Result;
 
-use super::{elements, nonzero};
+use super::{elements, nonzero, reduce};
 use crate::runtime::kernels::{grid, KernelCall, Params};
 use crate::runtime::Family;
 
@@ -26,20 +26,22 @@ fn check(op: &str, batch: usize, per_item: usize) -> Result<usize> {
     elements(op, &[batch, per_item])
 }
 
-/// Operands: `[pred, target, loss]` (pred, target: batch × per_item; loss: 1 float);
+/// Operands: `[pred, target, loss, partials]` (pred, target: batch × per_item; loss: 1 float;
+/// partials: `reduce::partials_len(batch · per_item)` floats);
 /// loss = scale · Σ (pred − target)².
 pub fn forward(batch: usize, per_item: usize, reduction: MseReduction) -> Result<Vec<KernelCall>> {
     let op = "mse_forward";
     let n = check(op, batch, per_item)?;
-    Ok(vec![KernelCall {
+    let scale = reduction.scale(batch, per_item) as f32;
+    Ok(reduce::two_stage(n, scale, 2, 3, |part, s, target| KernelCall {
         constants: Vec::new(),
         family: Family::Mse,
         entry: op,
-        params: params(n, false, reduction.scale(batch, per_item), 1.0),
-        operands: vec![0, 1, 2],
-        workgroups: [1, 1, 1],
+        params: Params::new().u(n).u(0).f(s).f(1.0).u(part.chunk).words(),
+        operands: vec![0, 1, target],
+        workgroups: [part.parts as u32, 1, 1],
         flops: 3.0 * n as f64,
-    }])
+    }))
 }
 
 /// Operands: `[pred, target, dpred]`; dpred (+)= weight · scale · 2(pred − target). The target's

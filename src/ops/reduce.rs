@@ -1,8 +1,10 @@
-//! Deterministic reductions: sum and mean of a flat array to one scalar, and per-channel sums
-//! (bias gradients of linear and convolution layers).
+//! Deterministic reductions: sum and mean of a flat array to one scalar, per-channel sums, and the
+//! fixed partition every scalar reduction of the project (the losses, these sums) is cut into.
 //!
-//! Determinism: each invocation sums a fixed strided subset in a fixed order, and each workgroup folds
-//! its 64 partials with a fixed tree, so the same input gives bit-identical output on the same adapter.
+//! Determinism: the partition depends only on the element count (never on the adapter), each
+//! workgroup sums its chunk in a fixed strided order and folds its 64 partials with a fixed tree,
+//! and the chunk partials are folded the same way by one workgroup: the same input gives
+//! bit-identical output from run to run. No atomics.
 
 use anyhow::Result;
 
@@ -12,30 +14,80 @@ use crate::runtime::Family;
 
 const WG: usize = 64;
 
-fn scalar_call(entry: &'static str, n: usize, scale: f32, operands: Vec<usize>) -> KernelCall {
+/// Elements per chunk: 8 per invocation of a 64-wide workgroup, so a reduction over 64 Ki elements
+/// already runs on 128 workgroups.
+pub const CHUNK: usize = 512;
+/// At most this many chunks: the second stage, one workgroup, then adds at most 64 per invocation.
+pub const MAX_PARTS: usize = 4096;
+
+/// `n` elements cut into `parts` contiguous chunks of `chunk` (the last one shorter), one workgroup
+/// each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Partition {
+    pub parts: usize,
+    pub chunk: usize,
+}
+
+impl Partition {
+    pub fn of(n: usize) -> Partition {
+        let parts = n.div_ceil(CHUNK).clamp(1, MAX_PARTS);
+        let chunk = n.div_ceil(parts).max(1);
+        Partition { parts: n.div_ceil(chunk).max(1), chunk }
+    }
+}
+
+/// Floats of the partials operand a scalar reduction over `n` elements binds last (one per chunk).
+pub fn partials_len(n: usize) -> usize {
+    Partition::of(n).parts
+}
+
+/// The two stages of a scalar reduction over `n` elements, `out` and `partials` being operand
+/// indices. `stage1(partition, scale, target)` is the family's chunked kernel writing
+/// `scale · Σ chunk` to element `wid` of operand `target`. With one chunk it writes the result
+/// straight into `out`; otherwise it writes unscaled partials and `sum_forward` folds them.
+pub fn two_stage(
+    n: usize,
+    scale: f32,
+    out: usize,
+    partials: usize,
+    stage1: impl Fn(Partition, f32, usize) -> KernelCall,
+) -> Vec<KernelCall> {
+    let part = Partition::of(n);
+    if part.parts == 1 {
+        return vec![stage1(part, scale, out)];
+    }
+    let fold = Partition { parts: 1, chunk: part.parts };
+    vec![stage1(part, 1.0, partials), chunk_sum(part.parts, fold, scale, vec![partials, out])]
+}
+
+fn chunk_sum(n: usize, part: Partition, scale: f32, operands: Vec<usize>) -> KernelCall {
     KernelCall {
         constants: Vec::new(),
         family: Family::Reduce,
-        entry,
-        params: Params::new().u(n).u(0).u(0).f(scale).words(),
+        entry: "sum_forward",
+        params: Params::new().u(n).u(0).u(0).f(scale).u(part.chunk).words(),
         operands,
-        workgroups: [1, 1, 1],
+        workgroups: [part.parts as u32, 1, 1],
         flops: n as f64,
     }
 }
 
-/// Operands: `[x, out]`; out[0] = Σ x[0..n]. One workgroup striding over the input.
+fn scalar(n: usize, scale: f32) -> Vec<KernelCall> {
+    two_stage(n, scale, 1, 2, |part, s, target| chunk_sum(n, part, s, vec![0, target]))
+}
+
+/// Operands: `[x, out, partials]` (`partials_len(n)` floats); out[0] = Σ x[0..n].
 pub fn sum(n: usize) -> Result<Vec<KernelCall>> {
     nonzero("sum_forward", &[("n", n)])?;
     elements("sum_forward", &[n])?;
-    Ok(vec![scalar_call("sum_forward", n, 1.0, vec![0, 1])])
+    Ok(scalar(n, 1.0))
 }
 
-/// Operands: `[x, out]`; out[0] = Σ x[0..n] / n.
+/// Operands: `[x, out, partials]`; out[0] = Σ x[0..n] / n.
 pub fn mean(n: usize) -> Result<Vec<KernelCall>> {
     nonzero("mean_forward", &[("n", n)])?;
     elements("mean_forward", &[n])?;
-    Ok(vec![scalar_call("sum_forward", n, (1.0 / n as f64) as f32, vec![0, 1])])
+    Ok(scalar(n, (1.0 / n as f64) as f32))
 }
 
 /// Operands: `[x, out]` with x as [n, c, s] (NCHW with s = H·W) and out[c] = Σ over (n, s).

@@ -81,6 +81,11 @@ pub fn run(calls: &[KernelCall], inputs: &[&[f64]], outputs: &[usize]) -> Vec<Ve
     run_f32(calls, &refs, outputs).iter().map(|v| to_f64(v)).collect()
 }
 
+/// Output lengths of a scalar reduction over `n` elements: the result, then its chunk sums.
+pub fn scalar_outputs(n: usize) -> Vec<usize> {
+    vec![1, gputrain::ops::reduce::partials_len(n)]
+}
+
 /// Asserts |got - want| <= atol + rtol·|want| element-wise, reporting the worst element.
 pub fn assert_close(what: &str, got: &[f64], want: &[f64], atol: f64, rtol: f64) {
     assert_eq!(got.len(), want.len(), "{what}: length {} != {}", got.len(), want.len());

@@ -60,7 +60,11 @@ fn bce_logits_forward_and_backward_match_cpu() {
             for red in REDUCTIONS {
                 let what = format!("{batch}x{per_item} targets {kind} {red:?}");
                 let scale = red.scale(batch, per_item);
-                let out = run(&bce_logits::forward(batch, per_item, red).unwrap(), &[&x, &t], &[1]);
+                let out = run(
+                    &bce_logits::forward(batch, per_item, red).unwrap(),
+                    &[&x, &t],
+                    &scalar_outputs(batch * per_item),
+                );
                 let want = bce_logits::cpu_forward(&x, &t, batch, red);
                 assert_close(&format!("loss {what}"), &out[2], &[want], forward_tol(&x, want, scale), 0.0);
                 let out = run(&bce_logits::backward(batch, per_item, red, 1.0, false).unwrap(), &[&x, &t], &[n]);
@@ -79,7 +83,8 @@ fn extreme_logits_give_finite_loss_and_gradient() {
     let (batch, per_item) = (4, 9);
     for red in REDUCTIONS {
         let scale = red.scale(batch, per_item);
-        let out = run(&bce_logits::forward(batch, per_item, red).unwrap(), &[&x, &t], &[1]);
+        let out =
+            run(&bce_logits::forward(batch, per_item, red).unwrap(), &[&x, &t], &scalar_outputs(batch * per_item));
         let want = bce_logits::cpu_forward(&x, &t, batch, red);
         assert!(want.is_finite() && want > 1e4 * scale, "{want}");
         assert_close(&format!("extreme loss {red:?}"), &out[2], &[want], forward_tol(&x, want, scale), 0.0);
@@ -90,7 +95,7 @@ fn extreme_logits_give_finite_loss_and_gradient() {
     }
     // Each term alone: a saturated logit costs exactly max(x, 0) − x·t, never inf or NaN.
     for (&x, &t) in x.iter().zip(&t) {
-        let out = run(&bce_logits::forward(1, 1, BceReduction::Mean).unwrap(), &[&[x], &[t]], &[1]);
+        let out = run(&bce_logits::forward(1, 1, BceReduction::Mean).unwrap(), &[&[x], &[t]], &scalar_outputs(1));
         let want = bce_logits::cpu_forward(&[x], &[t], 1, BceReduction::Mean);
         assert_close(&format!("term x={x} t={t}"), &out[2], &[want], forward_tol(&[x], want, 1.0), 0.0);
     }
@@ -106,7 +111,7 @@ fn confident_correct_logits_keep_the_digits_of_log1p() {
     let mag = rand_vec(7, n, 8.0, 20.0);
     let x = f32_exact(mag.iter().enumerate().map(|(i, m)| if i % 2 == 0 { *m } else { -m }).collect());
     let t: Vec<f64> = (0..n).map(|i| if i % 2 == 0 { 1.0 } else { 0.0 }).collect();
-    let out = run(&bce_logits::forward(1, n, BceReduction::Mean).unwrap(), &[&x, &t], &[1]);
+    let out = run(&bce_logits::forward(1, n, BceReduction::Mean).unwrap(), &[&x, &t], &scalar_outputs(n));
     let want = bce_logits::cpu_forward(&x, &t, 1, BceReduction::Mean);
     assert_close("confident loss", &out[2], &[want], (48.0 * ULP + sum_err(n)) * want, 0.0);
 }
@@ -158,8 +163,8 @@ fn bce_logits_is_bit_identical_across_runs_and_refuses_bad_shapes() {
     let x = rand_vec(1, n, -8.0, 8.0);
     let t = rand_vec(2, n, 0.0, 1.0);
     let calls = bce_logits::forward(batch, per_item, BceReduction::Mean).unwrap();
-    let a = run(&calls, &[&x, &t], &[1]);
-    let b = run(&calls, &[&x, &t], &[1]);
+    let a = run(&calls, &[&x, &t], &scalar_outputs(n));
+    let b = run(&calls, &[&x, &t], &scalar_outputs(n));
     assert_eq!(a[2][0].to_bits(), b[2][0].to_bits());
     let e = bce_logits::forward(4, 0, BceReduction::Mean).unwrap_err().to_string();
     assert!(e.contains("bce_logits_forward") && e.contains("per_item is 0"), "{e}");

@@ -36,7 +36,11 @@ fn bce_forward_matches_cpu() {
         for kind in 0..3 {
             let t = f32_exact(targets(kind, 50 + k as u64, n));
             for red in REDUCTIONS {
-                let out = run(&loss::bce_forward(batch, per_item, red).unwrap(), &[&p, &t], &[1]);
+                let out = run(
+                    &loss::bce_forward(batch, per_item, red).unwrap(),
+                    &[&p, &t],
+                    &scalar_outputs(batch * per_item),
+                );
                 let want = loss::cpu_bce_forward(&p, &t, batch, red);
                 // Each term is < 7 and Σ|ℓ| equals the unscaled loss. Beyond the sum's rounding,
                 // each f32 log has an absolute error of about 2^-21, i.e. up to 2^-20 per term.
@@ -100,7 +104,7 @@ fn bce_clamps_at_zero_and_one() {
     let t = f32_exact(vec![1.0, 0.0, 0.0, 1.0, 0.3, 0.9]);
     let (batch, per_item) = (2, 3);
     for red in REDUCTIONS {
-        let out = run(&loss::bce_forward(batch, per_item, red).unwrap(), &[&p, &t], &[1]);
+        let out = run(&loss::bce_forward(batch, per_item, red).unwrap(), &[&p, &t], &scalar_outputs(batch * per_item));
         let want = loss::cpu_bce_forward(&p, &t, batch, red);
         assert!(want.is_finite() && want > 200.0 * red.scale(batch, per_item));
         // Terms of 100, 100, 0, 0, ~0.75, 10: a few roundings of a sum near 211.
@@ -119,7 +123,7 @@ fn kl_matches_cpu_and_gradcheck() {
         let n = batch * z;
         let mu = f32_exact(rand_vec(n as u64, n, -2.0, 2.0));
         let lv = f32_exact(rand_vec(n as u64 + 1, n, -3.0, 1.5));
-        let out = run(&loss::kl_forward(batch, z).unwrap(), &[&mu, &lv], &[1]);
+        let out = run(&loss::kl_forward(batch, z).unwrap(), &[&mu, &lv], &scalar_outputs(batch * z));
         let want = loss::cpu_kl_forward(&mu, &lv, batch);
         // Terms are nonnegative (exp(lv) − 1 − lv >= 0), so Σ|terms| is twice the loss; exp is within
         // 3 + 2·3 = 9 ulp for |lv| <= 3 (WGSL's bound), at most ~9·2^-24·4.5 absolute per term.
@@ -218,12 +222,12 @@ fn losses_are_bit_identical_across_runs() {
     let p = rand_vec(1, n, 0.001, 0.999);
     let t = rand_vec(2, n, 0.0, 1.0);
     let calls = loss::bce_forward(batch, per_item, BceReduction::SumPerItemMeanOverBatch).unwrap();
-    let a = run(&calls, &[&p, &t], &[1]);
-    let b = run(&calls, &[&p, &t], &[1]);
+    let a = run(&calls, &[&p, &t], &scalar_outputs(n));
+    let b = run(&calls, &[&p, &t], &scalar_outputs(n));
     assert_eq!(a[2][0].to_bits(), b[2][0].to_bits());
     let calls = loss::kl_forward(batch, 64).unwrap();
-    let a = run(&calls, &[&p, &t], &[1]);
-    let b = run(&calls, &[&p, &t], &[1]);
+    let a = run(&calls, &[&p, &t], &scalar_outputs(batch * 64));
+    let b = run(&calls, &[&p, &t], &scalar_outputs(batch * 64));
     assert_eq!(a[2][0].to_bits(), b[2][0].to_bits());
 }
 

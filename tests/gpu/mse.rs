@@ -31,7 +31,7 @@ fn mse_forward_matches_cpu() {
         let p = f32_exact(rand_vec(k as u64, n, lo, hi));
         let t = f32_exact(rand_vec(40 + k as u64, n, lo, hi));
         for red in REDUCTIONS {
-            let out = run(&mse::forward(batch, per_item, red).unwrap(), &[&p, &t], &[1]);
+            let out = run(&mse::forward(batch, per_item, red).unwrap(), &[&p, &t], &scalar_outputs(batch * per_item));
             let want = mse::cpu_forward(&p, &t, batch, red);
             // Each d² is within 3 ulp (the difference's rounding, doubled by squaring, and the
             // product's); the terms are nonnegative so the sum's bound is relative to the loss; the
@@ -94,8 +94,8 @@ fn mse_is_bit_identical_across_runs_and_refuses_bad_shapes() {
     let p = rand_vec(1, n, 0.0, 1.0);
     let t = rand_vec(2, n, 0.0, 1.0);
     let calls = mse::forward(batch, per_item, MseReduction::SumPerItemMeanOverBatch).unwrap();
-    let a = run(&calls, &[&p, &t], &[1]);
-    let b = run(&calls, &[&p, &t], &[1]);
+    let a = run(&calls, &[&p, &t], &scalar_outputs(n));
+    let b = run(&calls, &[&p, &t], &scalar_outputs(n));
     assert_eq!(a[2][0].to_bits(), b[2][0].to_bits());
     let e = mse::forward(0, 5, MseReduction::Mean).unwrap_err().to_string();
     assert!(e.contains("mse_forward") && e.contains("batch is 0"), "{e}");

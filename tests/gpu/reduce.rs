@@ -21,9 +21,9 @@ fn sum_and_mean_are_exact_on_integers() {
     for n in SIZES {
         let x = ints(n as u64, n);
         let want = reduce::cpu_sum(&x);
-        let out = run(&reduce::sum(n).unwrap(), &[&x], &[1]);
+        let out = run(&reduce::sum(n).unwrap(), &[&x], &scalar_outputs(n));
         assert_eq!(out[1][0], want, "sum n={n}");
-        let out = run(&reduce::mean(n).unwrap(), &[&x], &[1]);
+        let out = run(&reduce::mean(n).unwrap(), &[&x], &scalar_outputs(n));
         // Exact sum times f32(1/n): two roundings of relative size 2^-24 each.
         assert_close(&format!("mean n={n}"), &out[1], &[reduce::cpu_mean(&x)], 1e-30, 2.0 * 2f64.powi(-24) * 1.01);
     }
@@ -34,20 +34,38 @@ fn sum_of_floats_within_the_summation_error_bound() {
     for n in SIZES {
         let x = f32_exact(rand_vec(7 + n as u64, n, -1.0, 1.5));
         let abs: f64 = x.iter().map(|v| v.abs()).sum();
-        // Recursive summation bound: each of the 64 invocations adds ceil(n/64) terms in sequence,
-        // then a 6-level tree: |error| <= (ceil(n/64) + 6) * 2^-24 * Σ|x|.
-        let bound = (n.div_ceil(64) + 6) as f64 * 2f64.powi(-24) * abs;
-        let out = run(&reduce::sum(n).unwrap(), &[&x], &[1]);
+        // Recursive summation bound: every term passes through at most ceil(chunk/64) additions in
+        // its invocation, a 6-level tree, then (with several chunks) ceil(parts/64) additions and
+        // another 6-level tree: |error| <= that count * 2^-24 * Σ|x|.
+        let part = reduce::Partition::of(n);
+        let depth = part.chunk.div_ceil(64) + 6 + if part.parts > 1 { part.parts.div_ceil(64) + 6 } else { 0 };
+        let bound = depth as f64 * 2f64.powi(-24) * abs;
+        let out = run(&reduce::sum(n).unwrap(), &[&x], &scalar_outputs(n));
         assert_close(&format!("sum n={n}"), &out[1], &[reduce::cpu_sum(&x)], bound, 0.0);
     }
+}
+
+#[test]
+fn long_sums_are_cut_into_enough_workgroups() {
+    // The parallelism floor: 64 Ki elements already run on 128 workgroups, and the partition depends
+    // on the length alone.
+    let p = reduce::Partition::of(1 << 16);
+    assert_eq!((p.parts, p.chunk), (128, 512));
+    for n in [1, 511, 512, 513, 65_535, 1_000_003, 1 << 26] {
+        let p = reduce::Partition::of(n);
+        assert!(p.parts * p.chunk >= n && (p.parts - 1) * p.chunk < n, "n={n}: {p:?}");
+        assert!(p.parts <= reduce::MAX_PARTS, "n={n}: {p:?}");
+        assert_eq!(reduce::sum(n).unwrap().len(), if p.parts == 1 { 1 } else { 2 }, "n={n}");
+    }
+    assert_eq!(reduce::sum(1 << 20).unwrap()[0].workgroups, [2048, 1, 1]);
 }
 
 #[test]
 fn sums_are_bit_identical_across_runs() {
     for n in [257, 1_000_003] {
         let x = rand_vec(11, n, -1.0, 1.0);
-        let a = run(&reduce::sum(n).unwrap(), &[&x], &[1]);
-        let b = run(&reduce::sum(n).unwrap(), &[&x], &[1]);
+        let a = run(&reduce::sum(n).unwrap(), &[&x], &scalar_outputs(n));
+        let b = run(&reduce::sum(n).unwrap(), &[&x], &scalar_outputs(n));
         assert_eq!(a[1][0].to_bits(), b[1][0].to_bits(), "sum n={n}");
         let calls = reduce::sum_channels(4, 3, n / 4).unwrap();
         let a = run(&calls, &[&x], &[3]);

@@ -19,7 +19,7 @@ fn xent_forward_and_backward_match_cpu() {
     for (i, &(rows, classes)) in SHAPES.iter().enumerate() {
         let z = to_f64(&to_f32(&rand_vec(i as u64, rows * classes, -4.0, 4.0)));
         let t = labels(100 + i as u64, rows, classes);
-        let got = run(&loss::xent_forward(rows, classes).unwrap(), &[&z, &t], &[1])[2][0];
+        let got = run(&loss::xent_forward(rows, classes).unwrap(), &[&z, &t], &scalar_outputs(rows))[2][0];
         let want = loss::cpu_xent_forward(&z, &t, classes);
         // Per row: an f32 logsumexp of ≤ 17 terms (relative error ≤ ~20·2^-24 of values ≤ ~7), then an
         // ordered sum of ≤ 200 rows: 1e-5 relative to the mean loss (≥ ~0.5 here) covers both.
@@ -62,7 +62,7 @@ fn xent_gradcheck() {
 fn huge_logits_stay_finite() {
     let z = vec![1000.0, -1000.0, 50.0, 999.0, 0.0, 0.0];
     let t = vec![1.0, 2.0];
-    let out = run(&loss::xent_forward(2, 3).unwrap(), &[&z, &t], &[1]);
+    let out = run(&loss::xent_forward(2, 3).unwrap(), &[&z, &t], &scalar_outputs(2));
     let want = loss::cpu_xent_forward(&z, &t, 3);
     assert!(out[2][0].is_finite() && (out[2][0] - want).abs() < 1e-3 * want, "{} vs {want}", out[2][0]);
     let d = run(&loss::xent_backward(2, 3, false).unwrap(), &[&z, &t], &[6])[2].clone();

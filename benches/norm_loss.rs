@@ -32,9 +32,22 @@ fn main() -> Result<()> {
         let (y, dy, dx) =
             (gpu.zeros("y", x.bytes)?, gpu.upload_f32("dy", &vec![0.1f32; s.numel()])?, gpu.zeros("dx", x.bytes)?);
         let (dg, db) = (gpu.zeros("dg", s.c as u64 * 4)?, gpu.zeros("db", s.c as u64 * 4)?);
-        let train = [x.whole(), gamma.whole(), beta.whole(), rm.whole(), rv.whole(), saved.whole(), y.whole()];
+        let fpart = gpu.zeros("forward partials", batchnorm::forward_partials(&s) as u64 * 4)?;
+        let bpart = gpu.zeros("backward partials", batchnorm::backward_partials(&s) as u64 * 4)?;
+        let train =
+            [x.whole(), gamma.whole(), beta.whole(), rm.whole(), rv.whole(), saved.whole(), y.whole(), fpart.whole()];
         let eval = [x.whole(), gamma.whole(), beta.whole(), rm.whole(), rv.whole(), y.whole()];
-        let bwd = [x.whole(), dy.whole(), gamma.whole(), saved.whole(), dg.whole(), db.whole(), dx.whole(), y.whole()];
+        let bwd = [
+            x.whole(),
+            dy.whole(),
+            gamma.whole(),
+            saved.whole(),
+            dg.whole(),
+            db.whole(),
+            dx.whole(),
+            y.whole(),
+            bpart.whole(),
+        ];
         for act in [BnAct::Identity, BnAct::Relu] {
             let label = format!("batchnorm {}x{}x{}x{} {act:?}", s.n, s.c, s.h, s.w);
             println!(
@@ -55,7 +68,8 @@ fn main() -> Result<()> {
     let t = gpu.upload_f32("t", &vec![0.6f32; n])?;
     let out = gpu.zeros("out", n as u64 * 4)?;
     let red = BceReduction::SumPerItemMeanOverBatch;
-    let ops = [p.whole(), t.whole(), out.whole()];
+    let part = gpu.zeros("partials", gputrain::ops::reduce::partials_len(n) as u64 * 4)?;
+    let ops = [p.whole(), t.whole(), out.whole(), part.whole()];
     println!(
         "bce_forward {batch}x{per_item}:  {:.3} ms",
         best_ms(&gpu, &loss::bce_forward(batch, per_item, red)?, &ops, reps)?
@@ -66,6 +80,8 @@ fn main() -> Result<()> {
     let n = 1 << 20;
     let x = gpu.upload_f32("x", &vec![1.0f32; n])?;
     let out = gpu.zeros("out", 4)?;
-    println!("sum of 1M elements: {:.3} ms", best_ms(&gpu, &reduce::sum(n)?, &[x.whole(), out.whole()], reps)?);
+    let part = gpu.zeros("partials", reduce::partials_len(n) as u64 * 4)?;
+    let ops = [x.whole(), out.whole(), part.whole()];
+    println!("sum of 1M elements: {:.3} ms", best_ms(&gpu, &reduce::sum(n)?, &ops, reps)?);
     Ok(())
 }

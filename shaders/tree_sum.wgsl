@@ -1,4 +1,5 @@
-// Workgroup sums for the reduction families (batchnorm, loss, reduce), compiled before their files.
+// Workgroup sums for the reduction families (batchnorm, losses, reduce, bias gradients), compiled
+// before their files.
 //
 // 64 invocations rather than 256: lavapipe runs a workgroup on one CPU thread and pays a context
 // switch per 8-lane group at every barrier, so a 256-wide 8-level tree costs ~35 us per workgroup
@@ -32,4 +33,32 @@ fn tree_sum(lid: u32, v: f32) -> f32 {
 fn chunk_range(w: u32, n: u32, chunk: u32) -> vec2<u32> {
     let start = min(n, w * chunk);
     return vec2<u32>(start, min(n, start + chunk));
+}
+
+// Walks elements m, m + RWG, ... of one channel of an [n, c, hw] tensor, m = b·hw + s counting the
+// channel's n·hw elements. The (batch, spatial) position advances incrementally, so there is no
+// integer division per element (lavapipe scalarises u32 division; it made these passes several
+// times slower).
+struct Walk {
+    b: u32,
+    s: u32,
+    db: u32,
+    ds: u32,
+}
+
+fn walk_start(m: u32, hw: u32) -> Walk {
+    return Walk(m / hw, m % hw, RWG / hw, RWG % hw);
+}
+
+fn walk_index(w: Walk, ch: u32, c: u32, hw: u32) -> u32 {
+    return (w.b * c + ch) * hw + w.s;
+}
+
+fn walk_next(w: ptr<function, Walk>, hw: u32) {
+    (*w).s = (*w).s + (*w).ds;
+    (*w).b = (*w).b + (*w).db;
+    if ((*w).s >= hw) {
+        (*w).s = (*w).s - hw;
+        (*w).b = (*w).b + 1u;
+    }
 }

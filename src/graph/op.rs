@@ -127,7 +127,8 @@ impl Op {
                 bind_pass(g, pass, i, o[0])
             }
             Op::BatchNorm(s, a) => {
-                bind(batchnorm::train_forward(s, *a)?, vec![i[0], i[1], i[2], i[3], i[4], o[1], o[0]])
+                let part = g.transient("batchnorm.partials", &[batchnorm::forward_partials(s)]);
+                bind(batchnorm::train_forward(s, *a)?, vec![i[0], i[1], i[2], i[3], i[4], o[1], o[0], part])
             }
             Op::BatchNormEval(s, a) => bind(batchnorm::eval_forward(s, *a)?, vec![i[0], i[1], i[2], i[3], i[4], o[0]]),
         })
@@ -161,7 +162,7 @@ impl Op {
                 grad_pass(ctx, i[0], &[dy, i[1]], || passes::conv_backward_input(set, s))?;
                 grad_pass(ctx, i[1], &[i[0], dy], || passes::conv_backward_weight(set, s))?;
                 if *bias {
-                    ctx.grad_into(i[2], &[dy], || passes::conv_bias_grad(set, s.batch, s.cout, s.out_h(), s.out_w()))?;
+                    grad_pass(ctx, i[2], &[dy], || passes::conv_bias_grad(set, s.batch, s.cout, s.out_h(), s.out_w()))?;
                 }
             }
             Op::ConvT2d(s, bias) => {
@@ -170,13 +171,14 @@ impl Op {
                 grad_pass(ctx, i[0], &[dy, i[1]], || passes::conv_t_backward_input(set, s))?;
                 grad_pass(ctx, i[1], &[i[0], dy], || passes::conv_t_backward_weight(set, s))?;
                 if *bias {
-                    ctx.grad_into(i[2], &[dy], || passes::conv_bias_grad(set, s.batch, s.cout, s.out_h(), s.out_w()))?;
+                    grad_pass(ctx, i[2], &[dy], || passes::conv_bias_grad(set, s.batch, s.cout, s.out_h(), s.out_w()))?;
                 }
             }
             Op::BatchNorm(s, a) => {
                 let Some(dy) = ctx.grad(o[0]) else { return Ok(()) };
                 let (write, targets) = ctx.targets_or_scratch(&[i[1], i[2], i[0]]);
-                let operands = vec![i[0], dy, i[1], o[1], write[0], write[1], write[2], o[0]];
+                let part = ctx.graph.transient("batchnorm.partials", &[batchnorm::backward_partials(s)]);
+                let operands = vec![i[0], dy, i[1], o[1], write[0], write[1], write[2], o[0], part];
                 ctx.emit(batchnorm::backward(s, *a)?, operands);
                 ctx.finish_all(targets)?;
             }
@@ -197,7 +199,7 @@ impl Op {
                 let (b, n, m, set) = (*batch, *inp, *out, ctx.graph.kernels);
                 ctx.grad_into(i[0], &[dy, i[1]], || passes::linear_backward_input(set, b, n, m))?;
                 ctx.grad_into(i[1], &[dy, i[0]], || passes::linear_backward_weight(set, b, n, m))?;
-                ctx.grad_into(i[2], &[dy], || passes::linear_backward_bias(set, b, m))?;
+                grad_pass(ctx, i[2], &[dy], || passes::linear_backward_bias(set, b, m))?;
             }
             // Losses are differentiated with unit weight: the total loss is their plain sum.
             Op::Bce { batch, per_item, reduction } => {

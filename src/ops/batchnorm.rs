@@ -4,10 +4,16 @@
 //! in place with momentum 0.1 and the unbiased variance; evaluation uses the running estimates.
 //! The training forward leaves a `saved` operand of 2·C floats for the backward:
 //! `saved[c]` = batch mean, `saved[C + c]` = 1 / sqrt(biased variance + eps).
+//!
+//! Per-channel sums (statistics forward, dγ and dβ backward) run in two stages over
+//! `reduce::Partition::of(N·H·W)`: a workgroup per (split, channel), then one per channel folding
+//! the splits, through a partials operand the ops take last (`forward_partials`,
+//! `backward_partials` floats).
 
 use anyhow::{bail, Result};
 
 use super::elementwise::{self, Activation};
+use super::reduce::Partition;
 use super::{elements, nonzero};
 use crate::runtime::kernels::{grid, KernelCall, Params};
 use crate::runtime::Family;
@@ -15,10 +21,23 @@ use crate::runtime::Family;
 pub const EPS: f32 = 1e-5;
 pub const MOMENTUM: f32 = 0.1;
 
-/// Per-channel reductions run one 64-wide workgroup per channel; elementwise passes run one
-/// invocation per (channel, position) of the C·H·W plane, looping over the batch.
+/// Per-channel reductions run 64-wide workgroups; elementwise passes run one invocation per
+/// (channel, position) of the C·H·W plane and block of `BATCH_BLOCK` batch items.
 const RWG: u32 = 64;
 const EWG: u32 = 256;
+/// Batch items per invocation of the elementwise passes: enough to amortise the channel's
+/// constants, few enough that a batch of 128 spreads over 16 rows of workgroups.
+const BATCH_BLOCK: usize = 8;
+
+/// How the reductions cut each channel's N·H·W elements.
+enum Grid {
+    /// Workgroup (split, channel).
+    Splits,
+    /// One workgroup per channel.
+    Channels,
+    /// Workgroup (plane block, batch block).
+    Elementwise,
+}
 
 /// An activation applied to the normalised output by the batchnorm kernels themselves, saving a
 /// separate pass over the tensor forward and backward. Only activations whose derivative follows from
@@ -75,9 +94,26 @@ impl BatchNormShape {
         elements(op, &[self.n, self.c, self.h, self.w])
     }
 
+    fn split(&self) -> Partition {
+        Partition::of(self.per_channel())
+    }
+
     fn params(&self, act: BnAct) -> Vec<u32> {
         let (code, slope) = act.code_and_slope();
-        Params::new().u(self.n).u(self.c).u(self.hw()).u(self.c * self.hw()).f(EPS).f(MOMENTUM).u(code).f(slope).words()
+        let part = self.split();
+        Params::new()
+            .u(self.n)
+            .u(self.c)
+            .u(self.hw())
+            .u(self.c * self.hw())
+            .f(EPS)
+            .f(MOMENTUM)
+            .u(code)
+            .f(slope)
+            .u(part.parts)
+            .u(part.chunk)
+            .u(BATCH_BLOCK)
+            .words()
     }
 
     fn call(
@@ -85,11 +121,24 @@ impl BatchNormShape {
         act: BnAct,
         entry: &'static str,
         operands: Vec<usize>,
-        per_channel: bool,
+        layout: Grid,
         flops_per_elem: f64,
     ) -> Result<KernelCall> {
-        let workgroups =
-            if per_channel { grid(entry, self.c * RWG as usize, RWG)? } else { grid(entry, self.c * self.hw(), EWG)? };
+        let limit = |what: &str, v: usize| {
+            if v > 65_535 {
+                bail!("{entry}: {v} {what} exceed the 65535 workgroups per dimension");
+            }
+            Ok(v as u32)
+        };
+        let workgroups = match layout {
+            Grid::Splits => [self.split().parts as u32, limit("channels", self.c)?, 1],
+            Grid::Channels => grid(entry, self.c * RWG as usize, RWG)?,
+            Grid::Elementwise => [
+                limit("plane blocks", (self.c * self.hw()).div_ceil(EWG as usize))?,
+                limit("batch blocks", self.n.div_ceil(BATCH_BLOCK))?,
+                1,
+            ],
+        };
         Ok(KernelCall {
             constants: Vec::new(),
             family: Family::Batchnorm,
@@ -102,9 +151,20 @@ impl BatchNormShape {
     }
 }
 
-/// Training forward, y = act(batchnorm(x)). Operands: `[x, gamma, beta, running_mean, running_var, saved, y]`
-/// (x, y: [N, C, H, W]; gamma, beta, running_*: [C]; saved: [2·C]). Writes saved and y, and
-/// updates running_mean and running_var in place. Two dispatches: per-channel statistics, then apply.
+/// Floats of the partials operand `train_forward` takes last: a (count, mean, M2) per split.
+pub fn forward_partials(s: &BatchNormShape) -> usize {
+    3 * s.c * s.split().parts
+}
+
+/// Floats of the partials operand `backward` takes last: a (Σ g·(x − mean), Σ g) per split.
+pub fn backward_partials(s: &BatchNormShape) -> usize {
+    2 * s.c * s.split().parts
+}
+
+/// Training forward, y = act(batchnorm(x)). Operands: `[x, gamma, beta, running_mean, running_var,
+/// saved, y, partials]` (x, y: [N, C, H, W]; gamma, beta, running_*: [C]; saved: [2·C]; partials:
+/// `forward_partials`). Writes saved and y, and updates running_mean and running_var in place.
+/// Three dispatches: split statistics, their merge per channel, then apply.
 pub fn train_forward(s: &BatchNormShape, act: BnAct) -> Result<Vec<KernelCall>> {
     let op = "batchnorm_forward";
     s.check(op)?;
@@ -113,8 +173,9 @@ pub fn train_forward(s: &BatchNormShape, act: BnAct) -> Result<Vec<KernelCall>> 
         bail!("{op}: training needs more than 1 value per channel, got N·H·W = {}", s.per_channel());
     }
     Ok(vec![
-        s.call(act, "batchnorm_stats", vec![0, 3, 4, 5], true, 4.0)?,
-        s.call(act, "batchnorm_forward", vec![0, 1, 2, 5, 6], false, 4.0)?,
+        s.call(act, "batchnorm_stats", vec![0, 7], Grid::Splits, 4.0)?,
+        s.call(act, "batchnorm_stats_finish", vec![7, 3, 4, 5], Grid::Channels, 0.0)?,
+        s.call(act, "batchnorm_forward", vec![0, 1, 2, 5, 6], Grid::Elementwise, 4.0)?,
     ])
 }
 
@@ -123,18 +184,19 @@ pub fn train_forward(s: &BatchNormShape, act: BnAct) -> Result<Vec<KernelCall>> 
 pub fn eval_forward(s: &BatchNormShape, act: BnAct) -> Result<Vec<KernelCall>> {
     let op = "batchnorm_eval_forward";
     s.check(op)?;
-    Ok(vec![s.call(act, op, vec![0, 1, 2, 3, 4, 5], false, 5.0)?])
+    Ok(vec![s.call(act, op, vec![0, 1, 2, 3, 4, 5], Grid::Elementwise, 5.0)?])
 }
 
-/// Backward of the training forward. Operands: `[x, dy, gamma, saved, dgamma, dbeta, dx, y]`, y being
-/// the forward's output (read only for the activation's derivative). Writes (does not accumulate)
-/// dgamma, dbeta and dx. Two dispatches: the per-channel sums into dgamma/dbeta, then dx, which reads
-/// them back.
+/// Backward of the training forward. Operands: `[x, dy, gamma, saved, dgamma, dbeta, dx, y,
+/// partials]`, y being the forward's output (read only for the activation's derivative), partials
+/// `backward_partials` floats. Writes (does not accumulate) dgamma, dbeta and dx. Three dispatches:
+/// the split sums, their fold into dgamma/dbeta, then dx, which reads them back.
 pub fn backward(s: &BatchNormShape, act: BnAct) -> Result<Vec<KernelCall>> {
     s.check("batchnorm_backward")?;
     Ok(vec![
-        s.call(act, "batchnorm_backward_gamma_beta", vec![0, 1, 3, 4, 5, 7], true, 4.0)?,
-        s.call(act, "batchnorm_backward_input", vec![0, 1, 2, 3, 4, 5, 6, 7], false, 9.0)?,
+        s.call(act, "batchnorm_backward_gamma_beta", vec![0, 1, 3, 8, 5, 7], Grid::Splits, 4.0)?,
+        s.call(act, "batchnorm_gamma_beta_finish", vec![8, 3, 4, 5], Grid::Channels, 0.0)?,
+        s.call(act, "batchnorm_backward_input", vec![0, 1, 2, 3, 4, 5, 6, 7], Grid::Elementwise, 9.0)?,
     ])
 }
 

@@ -57,21 +57,26 @@ pub fn linear_backward_weight(set: KernelSet, batch: usize, inp: usize, out: usi
     }
 }
 
-/// db = Σ over the batch of dy. Operands `[dy, db]`.
-pub fn linear_backward_bias(set: KernelSet, batch: usize, out: usize) -> Result<Vec<KernelCall>> {
-    match set {
-        KernelSet::Lavapipe => matmul::bias_grad(batch, out, false),
-        KernelSet::Tiled => bias_grad::rows(batch, out, false),
-    }
+/// db = Σ over the batch of dy. Inputs `[dy]`.
+pub fn linear_backward_bias(set: KernelSet, batch: usize, out: usize) -> Result<Pass> {
+    Ok(match set {
+        KernelSet::Lavapipe => Pass::direct(matmul::bias_grad(batch, out, false)?),
+        KernelSet::Tiled => {
+            Pass { calls: bias_grad::rows(batch, out, false)?, scratch: vec![bias_grad::rows_partials(batch, out)] }
+        }
+    })
 }
 
 /// db[c] = Σ over (n, h, w) of dy, for a convolution's or a transposed convolution's output
-/// [batch, c, h, w]. Operands `[dy, db]`.
-pub fn conv_bias_grad(set: KernelSet, batch: usize, c: usize, h: usize, w: usize) -> Result<Vec<KernelCall>> {
-    match set {
-        KernelSet::Lavapipe => conv::bias_grad(batch, c, h, w),
-        KernelSet::Tiled => bias_grad::planes(batch, c, h, w, false),
-    }
+/// [batch, c, h, w]. Inputs `[dy]`.
+pub fn conv_bias_grad(set: KernelSet, batch: usize, c: usize, h: usize, w: usize) -> Result<Pass> {
+    Ok(match set {
+        KernelSet::Lavapipe => Pass::direct(conv::bias_grad(batch, c, h, w)?),
+        KernelSet::Tiled => Pass {
+            calls: bias_grad::planes(batch, c, h, w, false)?,
+            scratch: vec![bias_grad::planes_partials(batch, c, h, w)],
+        },
+    })
 }
 
 /// y = conv(x, w) (+ b). Inputs `[x, w]` or `[x, w, b]`.

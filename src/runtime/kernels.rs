@@ -126,7 +126,7 @@ impl Family {
             Family::TiledConvBackwardWeight => {
                 &[TILED_GEMM, TILED_CONV, include_str!("../../shaders/tiled_conv_backward_weight.wgsl")]
             }
-            Family::BiasGrad => &[include_str!("../../shaders/bias_grad.wgsl")],
+            Family::BiasGrad => &[TREE_SUM, include_str!("../../shaders/bias_grad.wgsl")],
             Family::Upsample => &[include_str!("../../shaders/upsample.wgsl")],
             Family::Mse => &[TREE_SUM, include_str!("../../shaders/mse.wgsl")],
             Family::BceLogits => &[TREE_SUM, include_str!("../../shaders/bce_logits.wgsl")],

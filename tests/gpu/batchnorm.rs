@@ -18,6 +18,7 @@ fn shapes() -> Vec<BatchNormShape> {
         shape(2, 32, 16, 16), // VAE encoder.1 / decoder.4
         shape(2, 64, 8, 8),   // VAE encoder.4 / decoder.1
         shape(2, 128, 4, 4),  // VAE encoder.7
+        shape(5, 3, 17, 19),  // four splits per channel, the last one short
         shape(2, 256, 4, 4),  // DCGAN G.1, D.6
         shape(2, 128, 8, 8),  // DCGAN G.4, D.3
         shape(2, 64, 16, 16), // DCGAN G.7
@@ -52,7 +53,7 @@ fn train_forward_matches_cpu() {
     for (k, (s, act)) in shapes().into_iter().flat_map(|s| ACTS.map(|a| (s, a))).enumerate() {
         let (x, gamma, beta, rm, rv) = inputs(&s, 10 * k as u64);
         let calls = batchnorm::train_forward(&s, act).unwrap();
-        let out = run(&calls, &[&x, &gamma, &beta, &rm, &rv], &[2 * s.c, s.numel()]);
+        let out = run(&calls, &[&x, &gamma, &beta, &rm, &rv], &[2 * s.c, s.numel(), batchnorm::forward_partials(&s)]);
         let x = to_f64(&to_f32(&x));
         let want = batchnorm::cpu_train_forward(&x, (&gamma, &beta), &rm, &rv, &s, act);
         let inv_std: Vec<f64> = want.var.iter().map(|v| 1.0 / (v + batchnorm::EPS as f64).sqrt()).collect();
@@ -86,11 +87,12 @@ fn backward_matches_cpu() {
         let (x, gamma, beta, rm, rv) = inputs(&s, 100 + k as u64);
         let dy = rand_vec(200 + k as u64, s.numel(), -1.0, 1.0);
         let calls = batchnorm::train_forward(&s, act).unwrap();
-        let fwd = run(&calls, &[&x, &gamma, &beta, &rm, &rv], &[2 * s.c, s.numel()]);
+        let fwd = run(&calls, &[&x, &gamma, &beta, &rm, &rv], &[2 * s.c, s.numel(), batchnorm::forward_partials(&s)]);
         let (saved, y) = (&fwd[5], &fwd[6]);
-        // y moves in front of the outputs: 0 x, 1 dy, 2 gamma, 3 saved, 4 y, 5 dgamma, 6 dbeta, 7 dx.
-        let calls: Vec<_> = remap(batchnorm::backward(&s, act).unwrap(), &[0, 1, 2, 3, 5, 6, 7, 4]);
-        let out = run(&calls, &[&x, &dy, &gamma, saved, y], &[s.c, s.c, s.numel()]);
+        // y moves in front of the outputs: 0 x, 1 dy, 2 gamma, 3 saved, 4 y, 5 dgamma, 6 dbeta, 7 dx,
+        // 8 partials.
+        let calls: Vec<_> = remap(batchnorm::backward(&s, act).unwrap(), &[0, 1, 2, 3, 5, 6, 7, 4, 8]);
+        let out = run(&calls, &[&x, &dy, &gamma, saved, y], &[s.c, s.c, s.numel(), batchnorm::backward_partials(&s)]);
         let x = to_f64(&to_f32(&x));
         let dy = to_f64(&to_f32(&dy));
         // The activation's derivative comes from the GPU's y: a value within rounding of 0 may have
@@ -151,12 +153,14 @@ fn running_statistics_over_three_steps() {
     let (gb, bb, rmb, rvb) = (f(&gamma), f(&beta), f(&rm0), f(&rv0));
     let saved = g.zeros("saved", 2 * s.c as u64 * 4).unwrap();
     let y = g.zeros("y", s.numel() as u64 * 4).unwrap();
+    let part = g.zeros("partials", batchnorm::forward_partials(&s) as u64 * 4).unwrap();
     let (mut rm, mut rv) = (rm0, rv0);
     for step in 0..3 {
         // A different batch each step, with a drifting mean.
         let x = to_f64(&to_f32(&rand_vec(50 + step, s.numel(), -1.0 + step as f64, 2.0 + step as f64)));
         let xb = f(&x);
-        let ops = [xb.whole(), gb.whole(), bb.whole(), rmb.whole(), rvb.whole(), saved.whole(), y.whole()];
+        let ops =
+            [xb.whole(), gb.whole(), bb.whole(), rmb.whole(), rvb.whole(), saved.whole(), y.whole(), part.whole()];
         g.run(&batchnorm::train_forward(&s, BnAct::Identity).unwrap(), &ops).unwrap();
         let want = batchnorm::cpu_train_forward(&x, (&gamma, &beta), &rm, &rv, &s, BnAct::Identity);
         (rm, rv) = (want.running_mean, want.running_var);
@@ -173,13 +177,15 @@ fn bit_identical_across_runs() {
     let (x, gamma, beta, rm, rv) = inputs(&s, 9);
     let dy = rand_vec(10, s.numel(), -1.0, 1.0);
     // One run of forward then backward over a combined operand list:
-    // 0 x, 1 gamma, 2 beta, 3 running_mean, 4 running_var, 5 dy, 6 saved, 7 y, 8 dgamma, 9 dbeta, 10 dx.
+    // 0 x, 1 gamma, 2 beta, 3 running_mean, 4 running_var, 5 dy, 6 saved, 7 y, 8 dgamma, 9 dbeta, 10 dx,
+    // 11 forward partials, 12 backward partials.
     let act = BnAct::LeakyRelu(0.2);
-    let mut calls = remap(batchnorm::train_forward(&s, act).unwrap(), &[0, 1, 2, 3, 4, 6, 7]);
-    calls.extend(remap(batchnorm::backward(&s, act).unwrap(), &[0, 5, 1, 6, 8, 9, 10, 7]));
+    let mut calls = remap(batchnorm::train_forward(&s, act).unwrap(), &[0, 1, 2, 3, 4, 6, 7, 11]);
+    calls.extend(remap(batchnorm::backward(&s, act).unwrap(), &[0, 5, 1, 6, 8, 9, 10, 7, 12]));
     let ins: Vec<Vec<f32>> = [&x, &gamma, &beta, &rm, &rv, &dy].iter().map(|v| to_f32(v)).collect();
     let refs: Vec<&[f32]> = ins.iter().map(|v| v.as_slice()).collect();
-    let go = || run_f32(&calls, &refs, &[2 * s.c, s.numel(), s.c, s.c, s.numel()]);
+    let (fp, bp) = (batchnorm::forward_partials(&s), batchnorm::backward_partials(&s));
+    let go = || run_f32(&calls, &refs, &[2 * s.c, s.numel(), s.c, s.c, s.numel(), fp, bp]);
     let (a, b) = (go(), go());
     for i in 3..a.len() {
         let same = a[i].iter().zip(&b[i]).all(|(p, q)| p.to_bits() == q.to_bits());

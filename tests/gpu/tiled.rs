@@ -86,9 +86,9 @@ fn check_conv(what: &str, s: &Conv2dShape, seed: u64) {
     assert_close(&format!("{what} backward_weight"), &got, &want, tol(s.batch * s.out_h() * s.out_w()), 1e-5);
 
     let (oh, ow) = (s.out_h(), s.out_w());
-    let got = run(&passes::conv_bias_grad(Tiled, s.batch, s.cout, oh, ow).unwrap(), &[&d.dy], &[s.cout]);
+    let got = run_pass(&passes::conv_bias_grad(Tiled, s.batch, s.cout, oh, ow).unwrap(), &[&d.dy], s.cout);
     let want = conv::cpu_bias_grad(s.batch, s.cout, oh, ow, &d.dy);
-    assert_close(&format!("{what} bias_grad"), &got[1], &want, tol(s.batch * oh * ow), 1e-5);
+    assert_close(&format!("{what} bias_grad"), &got, &want, tol(s.batch * oh * ow), 1e-5);
 }
 
 /// The lavapipe set's odd shapes (off every block dimension, strides 1-3, padding 0-2, batch 1, one
@@ -154,9 +154,10 @@ fn accumulate_adds_to_the_output() {
 
         let db0 = rand_vec(53, s.cout, -1.0, 1.0);
         let (oh, ow) = (s.out_h(), s.out_w());
-        let out = run(&bias_grad::planes(s.batch, s.cout, oh, ow, true).unwrap(), &[&d.dy, &db0], &[]);
+        let part = vec![0.0; bias_grad::planes_partials(s.batch, s.cout, oh, ow)];
+        let out = run(&bias_grad::planes(s.batch, s.cout, oh, ow, true).unwrap(), &[&d.dy, &part, &db0], &[]);
         let want = plus(&db0, &conv::cpu_bias_grad(s.batch, s.cout, oh, ow, &d.dy));
-        assert_close(&format!("{s:?} bias_grad accumulate"), &out[1], &want, tol(s.batch * oh * ow + 1), 1e-5);
+        assert_close(&format!("{s:?} bias_grad accumulate"), &out[2], &want, tol(s.batch * oh * ow + 1), 1e-5);
     }
 }
 
@@ -165,11 +166,12 @@ fn linear_bias_gradient_matches_cpu() {
     for (m, n) in [(1, 1), (7, 300), (130, 33)] {
         let dy = rand_vec(m as u64, m * n, -1.0, 1.0);
         let db0 = rand_vec(9, n, -1.0, 1.0);
-        let out = run(&passes::linear_backward_bias(Tiled, m, n).unwrap(), &[&dy], &[n]);
-        assert_close("bias_grad_rows", &out[1], &matmul::cpu_bias_grad(&dy, m, n), tol(m), 1e-5);
-        let out = run(&bias_grad::rows(m, n, true).unwrap(), &[&dy, &db0], &[]);
+        let out = run_pass(&passes::linear_backward_bias(Tiled, m, n).unwrap(), &[&dy], n);
+        assert_close("bias_grad_rows", &out, &matmul::cpu_bias_grad(&dy, m, n), tol(m), 1e-5);
+        let part = vec![0.0; bias_grad::rows_partials(m, n)];
+        let out = run(&bias_grad::rows(m, n, true).unwrap(), &[&dy, &part, &db0], &[]);
         let want: Vec<f64> = matmul::cpu_bias_grad(&dy, m, n).iter().zip(&db0).map(|(a, b)| a + b).collect();
-        assert_close("bias_grad_rows accumulate", &out[1], &want, tol(m + 1), 1e-5);
+        assert_close("bias_grad_rows accumulate", &out[2], &want, tol(m + 1), 1e-5);
     }
 }
 

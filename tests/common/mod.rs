@@ -124,6 +124,13 @@ pub fn dot(a: &[f64], b: &[f64]) -> f64 {
 }
 
 /// The first `n` images of a split.
+/// `n` images cycling through those of `s` (with their labels).
+pub fn repeat(s: &gputrain::data::Split, n: usize) -> gputrain::data::Split {
+    let len = s.image_len();
+    let images = (0..n).flat_map(|i| s.images[(i % s.n) * len..(i % s.n + 1) * len].iter().copied()).collect();
+    gputrain::data::Split { images, labels: (0..n).map(|i| s.labels[i % s.n]).collect(), n, ..s.clone() }
+}
+
 pub fn head(s: &gputrain::data::Split, n: usize) -> gputrain::data::Split {
     gputrain::data::Split {
         images: s.images[..n * s.image_len()].to_vec(),

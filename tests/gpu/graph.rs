@@ -120,8 +120,10 @@ fn same_seed_gives_bit_identical_losses_and_training_lowers_the_loss() {
 fn tensor_larger_than_the_binding_limit_is_refused() {
     let g = gpu();
     let mut graph = Graph::new(common::gpu().kernel_set);
-    // 40M floats = 160 MB per activation, above lavapipe's (and WebGPU's) 128 MiB binding limit.
-    let x = graph.external("x", &[40, 1, 1000, 1000]);
+    // One million floats more than the adapter's binding limit holds (128 MiB on lavapipe and
+    // WebGPU's default, 2 GiB on large GPUs).
+    let millions = (g.limits.max_storage_buffer_binding_size / 4).div_ceil(1_000_000) as usize + 1;
+    let x = graph.external("x", &[millions, 1, 1000, 1000]);
     let y = nn::act(&mut graph, x, Activation::Relu);
     let l = nn::sum_loss(&mut graph, y);
     graph.add_loss("sum", l);

@@ -162,10 +162,14 @@ fn decode_and_encode_serve_sampling_and_interpolation() {
 
 #[test]
 fn a_batch_too_large_for_the_adapter_is_refused_naming_the_limit() {
+    let gpu = common::gpu();
+    // encoder.0's output is batch·32·16·16 floats: one image more than the adapter's binding limit
+    // holds (4097 on lavapipe's 128 MiB, 65 505 on a 2 GiB GPU).
+    let batch = (gpu.limits.max_storage_buffer_binding_size / 4 / (32 * 16 * 16)) as usize + 1;
     let d = Dataset::embedded().unwrap();
-    let big = Dataset { train: common::head(&d.train, 6000), test: common::head(&d.train, 6000), source: "big".into() };
-    // encoder.0's output at batch 5000 is 5000·32·16·16 floats = 164 MB, above the 128 MiB binding limit.
-    let e = Vae::new(common::gpu(), &VaeConfig { batch_size: 5000, ..cfg() }, &big).err().unwrap();
+    let big = common::repeat(&d.train, batch);
+    let big = Dataset { train: big.clone(), test: big, source: "big".into() };
+    let e = Vae::new(gpu, &VaeConfig { batch_size: batch, ..cfg() }, &big).err().expect("must be refused");
     let e = format!("{e:#}");
     assert!(e.contains("max_storage_buffer_binding_size") && e.contains("batch size"), "{e}");
 }

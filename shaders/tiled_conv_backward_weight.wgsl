@@ -2,8 +2,8 @@
 // A = dy [Cout, batch·OH·OW] (b2) through the index map, B = im2col(x)ᵀ (b1), C → dw (b4).
 // The reduction is long and the output often small (the first layer's is 32 × 16 against K = 2^15
 // at batch 128), so it is split into `splits` chunks along K, workgroup z taking one; each writes
-// its partial block to b3 [splits, M, N] and conv2d_backward_weight_reduce adds the partials in
-// split order (deterministic, no atomics). With one split the GEMM writes dw directly.
+// its partial block to b3 [splits, M, N] and conv2d_backward_weight_reduce folds the partials in a
+// fixed order (deterministic, no atomics). With one split the GEMM writes dw directly.
 
 fn read_a(m: u32, k: u32) -> f32 {
     let ohw = p.oh * p.ow;
@@ -45,18 +45,19 @@ fn conv2d_backward_weight_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(
     gemm_block(blk, lid.x, lid.y);
 }
 
-// dw[i] (+)= Σ over splits, in order, of b3[split, i].
-@compute @workgroup_size(256)
+fn read_partial(i: u32) -> f32 {
+    return b3[i];
+}
+
+// dw[i] (+)= Σ over splits, in order, of b3[split, i] (split_fold.wgsl).
+@compute @workgroup_size(SWG)
 fn conv2d_backward_weight_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                                  @builtin(local_invocation_index) li: u32) {
     let mn = p.cout * p.cin * p.k * p.k;
-    let i = linear_id(wid, nwg, li, 256u);
-    if (i >= mn) {
-        return;
+    let group = wid.y * nwg.x + wid.x;
+    let s = fold_splits(group, li, mn, p.splits, p.lanes);
+    let o = fold_output(group, li, p.lanes);
+    if (li % p.lanes == 0u && o < mn) {
+        store_out(o, s);
     }
-    var s = 0.0;
-    for (var z = 0u; z < p.splits; z++) {
-        s += b3[z * mn + i];
-    }
-    store_out(i, s);
 }

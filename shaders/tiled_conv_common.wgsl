@@ -1,5 +1,5 @@
 // Parameters and bindings shared by the tiled set's convolution passes (implicit GEMMs on
-// tiled_gemm.wgsl: the im2col index map lives in each pass's read_a / read_b, no im2col buffer).
+// the generated GEMM core: the im2col index map lives in each pass's read_a / read_b, no im2col buffer).
 // Layouts are PyTorch's: activations NCHW, weights [Cout, Cin, k, k]; src/ops/conv_tiled.rs maps
 // each pass (and the transposed convolution's) onto these entries.
 
@@ -20,6 +20,7 @@ struct ConvParams {
     kj: u32, // input gradient: taps per kernel row of one stride class, ceil(k / stride)
     th: u32, // input gradient: rows of one stride class, ceil(h / stride)
     tw: u32, // input gradient: columns of one stride class
+    lanes: u32, // split-K fold: invocations per output (split_fold.wgsl)
 }
 
 const HAS_BIAS: u32 = 1u;

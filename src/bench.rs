@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use crate::runtime::launch::Prepared;
 use crate::runtime::Gpu;
 use crate::train::model::TrainableModel;
 
@@ -20,6 +21,46 @@ pub struct KernelRow {
     pub ms: f64,
     pub share: f64,
     pub gflops: f64,
+}
+
+/// One dispatch of the step in order: its grid, what it touches and (with timestamps) its time.
+#[derive(Clone, Debug)]
+pub struct DispatchRow {
+    pub entry: &'static str,
+    pub workgroups: [u32; 3],
+    pub elements: u64,
+    pub ms: Option<f64>,
+}
+
+impl DispatchRow {
+    pub fn total_workgroups(&self) -> u64 {
+        self.workgroups.iter().map(|&w| w as u64).product()
+    }
+}
+
+/// The parallelism floor: a dispatch that reads or writes at least `FLOOR_ELEMENTS` floats should
+/// launch at least `FLOOR_WORKGROUPS` workgroups, about one per multiprocessor of a large GPU, or
+/// most of the chip idles while it runs.
+pub const FLOOR_ELEMENTS: u64 = 64 << 10;
+pub const FLOOR_WORKGROUPS: u64 = 128;
+
+/// The dispatches of a step that break the parallelism floor.
+pub fn below_floor(rows: &[DispatchRow]) -> Vec<&DispatchRow> {
+    rows.iter().filter(|d| d.elements >= FLOOR_ELEMENTS && d.total_workgroups() < FLOOR_WORKGROUPS).collect()
+}
+
+/// The dispatch list of a step, with GPU times where the adapter has timestamp queries.
+pub fn dispatch_rows(prepared: &[&Prepared], times: Option<&[f64]>) -> Vec<DispatchRow> {
+    prepared
+        .iter()
+        .enumerate()
+        .map(|(i, p)| DispatchRow {
+            entry: p.entry,
+            workgroups: p.workgroups,
+            elements: p.elements,
+            ms: times.map(|t| t[i] * 1e3),
+        })
+        .collect()
 }
 
 #[derive(Clone, Debug)]
@@ -44,6 +85,7 @@ pub struct BenchResult {
     /// Σ kernel GPU time of one step (None without timestamp queries).
     pub kernel_ms: Option<f64>,
     pub kernels: Vec<KernelRow>,
+    pub dispatch_list: Vec<DispatchRow>,
 }
 
 impl BenchResult {
@@ -105,6 +147,7 @@ pub fn run(
 
     let prepared = model.step_dispatches();
     let per_kernel = gpu.kernel_times(&prepared)?;
+    let dispatch_list = dispatch_rows(&prepared, per_kernel.as_deref());
     let (kernel_ms, kernels) = match per_kernel {
         None => (None, Vec::new()),
         Some(t) => {
@@ -145,6 +188,7 @@ pub fn run(
         bytes_read_back: logged.bytes_read_back,
         kernel_ms,
         kernels,
+        dispatch_list,
     })
 }
 
@@ -167,6 +211,11 @@ pub fn to_json(r: &BenchResult) -> Value {
         "kernels": r.kernels.iter().map(|k| json!({
             "kernel": k.entry, "calls": k.calls, "ms": k.ms, "share": k.share, "gflops": k.gflops,
         })).collect::<Vec<_>>(),
+        "dispatches": r.dispatch_list.iter().map(|d| json!({
+            "kernel": d.entry, "workgroups": d.workgroups, "total_workgroups": d.total_workgroups(),
+            "elements": d.elements, "ms": d.ms,
+        })).collect::<Vec<_>>(),
+        "below_parallelism_floor": below_floor(&r.dispatch_list).len(),
     })
 }
 
@@ -206,6 +255,16 @@ pub fn to_text(r: &BenchResult) -> String {
             }
         }
         _ => s += "  (no timestamp queries on this adapter: no per-kernel table)\n",
+    }
+    let low = below_floor(&r.dispatch_list);
+    if !low.is_empty() {
+        s += &format!(
+            "  {} dispatches touch >= {FLOOR_ELEMENTS} floats on fewer than {FLOOR_WORKGROUPS} workgroups:\n",
+            low.len()
+        );
+        for d in low {
+            s += &format!("    {:<32} {:?} workgroups, {} floats\n", d.entry, d.workgroups, d.elements);
+        }
     }
     s
 }

@@ -9,3 +9,4 @@ pub mod ops;
 pub mod runtime;
 pub mod scores;
 pub mod train;
+pub mod tune;

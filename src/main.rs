@@ -16,6 +16,7 @@ mod cli {
 
 use cli::train::TrainArgs;
 use gputrain::runtime::{BackendChoice, KernelChoice};
+use gputrain::tune::TuneMode;
 
 #[derive(Parser)]
 #[command(name = "gputrain", version, about = "Train a DCGAN or a VAE on the GPU with hand-written WGSL kernels")]
@@ -27,6 +28,10 @@ struct Cli {
     /// everywhere else), tiled or lavapipe (default: $GPUTRAIN_KERNELS, else auto).
     #[arg(long, global = true)]
     kernels: Option<KernelChoice>,
+    /// Time candidate kernels per shape on this adapter at first use and cache the winner (default:
+    /// $GPUTRAIN_AUTOTUNE, else on for GPUs, off for software adapters).
+    #[arg(long, global = true, value_name = "on|off|refresh")]
+    autotune: Option<TuneMode>,
     #[command(subcommand)]
     command: Command,
 }
@@ -95,7 +100,15 @@ fn main() {
 fn run(cli: Cli) -> Result<()> {
     let backend = BackendChoice::resolve(cli.backend)?;
     let kernels = KernelChoice::resolve(cli.kernels)?;
-    let gpu = || cli::probe::open_gpu(backend, kernels);
+    let autotune = cli.autotune;
+    // The device resolves the mode from the environment and the adapter; the flag overrides it.
+    let gpu = || {
+        let g = cli::probe::open_gpu(backend, kernels)?;
+        if let Some(mode) = autotune {
+            g.tuner.set_mode(mode);
+        }
+        Ok(g)
+    };
     match cli.command {
         Command::Info => cli::info::run(gpu),
         Command::Train(TrainCmd::Vae(a)) => cli::vae::train(a, backend, gpu),

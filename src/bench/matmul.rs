@@ -11,8 +11,9 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
 use crate::ops::matmul::MatmulShape;
-use crate::ops::{gemm, matmul};
+use crate::ops::{gemm, matmul, tuned};
 use crate::runtime::{Gpu, KernelCall, KernelSet};
+use crate::tune::time_calls;
 
 /// One product to time, labelled with what it stands for.
 #[derive(Clone, Debug, PartialEq)]
@@ -114,6 +115,8 @@ const TARGET_S: f64 = 0.25;
 const MIN_REPS: usize = 3;
 /// Timestamp queries are 2 per replay in one query set, which wgpu caps at 4096.
 const MAX_REPS: usize = 200;
+/// Replays per candidate when the tuner measures one.
+const TUNE_REPS: usize = 5;
 /// Entries of C checked against the f64 product.
 const CHECKED: usize = 64;
 /// Largest |c − c_ref| / Σ_k |a_ik·b_kj| accepted: f32 rounding over K ≤ 4096 terms stays far below.
@@ -122,7 +125,7 @@ const MAX_REL_ERR: f64 = 1e-4;
 pub struct Row {
     pub case: Case,
     pub set: KernelSet,
-    /// The entry point and, for the tiled set, the tile the product was given.
+    /// The entry point and, for the tiled set, the plan (tile and K split) the product was given.
     pub kernel: String,
     pub reps: usize,
     pub ms: f64,
@@ -148,18 +151,30 @@ pub struct Sweep {
     pub skipped: Vec<Skipped>,
 }
 
-fn calls(set: KernelSet, c: &Case) -> Result<(Vec<KernelCall>, String)> {
+/// The dispatches of `c` on `set`, the scratch lengths they bind between B and C, and a label. On the
+/// tiled set the plan (tile and K split) is the adapter's tuner's choice among the shape's candidates
+/// (the default plan when tuning is off).
+fn calls(gpu: &Gpu, set: KernelSet, c: &Case) -> Result<(Vec<KernelCall>, Vec<usize>, String)> {
     let shape = MatmulShape::nn(c.m, c.n, c.k);
     Ok(match set {
         KernelSet::Tiled => {
-            let calls = gemm::matmul(shape, false, false)?;
-            let kernel = format!("{} {}", calls[0].entry, gemm::Tile::for_product(c.m, c.n).name);
-            (calls, kernel)
+            let plans = gemm::matmul_plans(shape)?;
+            let names: Vec<String> = plans.iter().map(gemm::Plan::name).collect();
+            let key = tuned::matmul_key(&shape, false);
+            let chosen = gpu.tuner.choose(&key, &names, &mut |i| {
+                let p = gemm::matmul_planned(shape, false, false, Some(plans[i]))?;
+                let lens: Vec<usize> =
+                    [shape.a_len(), shape.b_len()].into_iter().chain(p.scratch).chain([shape.c_len()]).collect();
+                time_calls(gpu, &p.calls, &lens, TUNE_REPS)
+            })?;
+            let pass = gemm::matmul_planned(shape, false, false, Some(plans[chosen]))?;
+            let kernel = format!("{} {}", pass.calls[0].entry, names[chosen]);
+            (pass.calls, pass.scratch, kernel)
         }
         KernelSet::Lavapipe => {
             let calls = matmul::matmul(shape, false, false)?;
             let kernel = calls[0].entry.to_string();
-            (calls, kernel)
+            (calls, Vec::new(), kernel)
         }
     })
 }
@@ -224,15 +239,17 @@ pub fn run(gpu: &Gpu, cases: &[Case], mut progress: impl FnMut(&Row)) -> Result<
         }
         let (a, b) = (random(case.m * case.k, 1), random(case.k * case.n, 2));
         let bufs = [gpu.upload_f32("A", &a)?, gpu.upload_f32("B", &b)?, gpu.zeros("C", (case.m * case.n * 4) as u64)?];
-        let operands: Vec<_> = bufs.iter().map(|b| b.whole()).collect();
         for &set in &runnable {
-            let (calls, kernel) = match calls(set, case) {
+            let (calls, scratch, kernel) = match calls(gpu, set, case) {
                 Ok(c) => c,
                 Err(e) => {
                     sweep.skipped.push(Skipped { case: case.clone(), set, reason: format!("{e:#}") });
                     continue;
                 }
             };
+            let scratch =
+                scratch.iter().map(|&n| gpu.zeros("split-K partials", n as u64 * 4)).collect::<Result<Vec<_>>>()?;
+            let operands: Vec<_> = bufs[..2].iter().chain(&scratch).chain(&bufs[2..]).map(|b| b.whole()).collect();
             let prepared = calls.iter().map(|c| gpu.prepare(c, &operands)).collect::<Result<Vec<_>>>()?;
             // time_replay's own warm-up replay absorbs first-use costs; its timed replay sizes `reps`.
             let once = gpu.time_replay(&prepared, 1)?;

@@ -79,6 +79,7 @@ pub fn run(a: BenchArgs, gpu: impl Fn() -> Result<Gpu>) -> Result<()> {
             "software_adapter": gpu.is_software(),
             "timestamp_queries": gpu.has_timestamps(),
             "kernels": gputrain::ops::gemm::kernel_set_json(gpu.kernel_set),
+            "autotune": gpu.tuner.chosen(),
             "data": data.source,
             "results": results.iter().map(gputrain::bench::to_json).collect::<Vec<_>>(),
         });

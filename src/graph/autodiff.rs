@@ -41,7 +41,7 @@ impl<'a> GradCtx<'a> {
     }
 
     pub fn emit(&mut self, calls: Vec<KernelCall>, args: Vec<TensorId>) {
-        self.steps.extend(calls.into_iter().map(|call| BoundCall { call, args: args.clone() }));
+        self.steps.extend(calls.into_iter().map(|call| BoundCall::new(call, args.clone())));
     }
 
     /// The tensor to write `t`'s gradient into.
@@ -193,9 +193,8 @@ pub fn optimizer(graph: &mut Graph, store: &ParamStore, cfg: &AdamConfig, steps:
     let args = [StoreBuf::Params, StoreBuf::Grads, StoreBuf::AdamM, StoreBuf::AdamV].map(|b| graph.span(b, lo, n));
     let counters = graph.external("counters", &[super::params::COUNTER_SLOTS]);
     let calls = adam::step(n, cfg, 0)?;
-    steps.extend(
-        calls.into_iter().map(|call| BoundCall { call, args: vec![args[0], args[1], args[2], args[3], counters] }),
-    );
+    steps
+        .extend(calls.into_iter().map(|call| BoundCall::new(call, vec![args[0], args[1], args[2], args[3], counters])));
     Ok(())
 }
 
@@ -207,5 +206,5 @@ pub fn increment_step(graph: &mut Graph, steps: &mut Vec<BoundCall>) {
 /// Advances counter `slot` (the batch index of an evaluation pass, for instance) after `steps`.
 pub fn increment_slot(graph: &mut Graph, steps: &mut Vec<BoundCall>, slot: usize) {
     let counters = graph.external("counters", &[super::params::COUNTER_SLOTS]);
-    steps.extend(random::increment_step(slot).into_iter().map(|call| BoundCall { call, args: vec![counters] }));
+    steps.extend(random::increment_step(slot).into_iter().map(|call| BoundCall::new(call, vec![counters])));
 }

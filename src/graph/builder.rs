@@ -5,13 +5,26 @@ use std::collections::HashMap;
 
 use super::op::Op;
 use super::tensor::{Init, ParamSpec, Role, StoreBuf, TensorId, TensorInfo};
-use crate::runtime::{KernelCall, KernelSet};
+use std::sync::Arc;
+
+use crate::ops::passes::Kernels;
+use crate::ops::tuned::Tunable;
+use crate::runtime::KernelCall;
 
 /// A kernel call bound to graph tensors: `args[i]` is the tensor for the call's operand `i`.
 #[derive(Clone, Debug)]
 pub struct BoundCall {
     pub call: KernelCall,
     pub args: Vec<TensorId>,
+    /// Set on the calls of a tunable pass (consecutive, sharing one `Tunable`): the executor
+    /// replaces them with the candidate the autotuner picks (`tune::resolve`).
+    pub tunable: Option<Arc<Tunable>>,
+}
+
+impl BoundCall {
+    pub fn new(call: KernelCall, args: Vec<TensorId>) -> BoundCall {
+        BoundCall { call, args, tunable: None }
+    }
 }
 
 /// One recorded op: what autodiff needs to derive its backward.
@@ -24,8 +37,8 @@ pub struct Node {
 
 /// A model recorded as a static list of nodes.
 pub struct Graph {
-    /// The kernel set the graph's matmuls and convolutions are compiled for.
-    pub kernels: KernelSet,
+    /// The kernels the graph's matmuls and convolutions are compiled for.
+    pub kernels: Kernels,
     pub tensors: Vec<TensorInfo>,
     pub nodes: Vec<Node>,
     pub params: Vec<ParamSpec>,
@@ -41,9 +54,9 @@ pub struct Graph {
 }
 
 impl Graph {
-    pub fn new(kernels: KernelSet) -> Self {
+    pub fn new(kernels: impl Into<Kernels>) -> Self {
         Graph {
-            kernels,
+            kernels: kernels.into(),
             tensors: Vec::new(),
             nodes: Vec::new(),
             params: Vec::new(),

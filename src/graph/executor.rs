@@ -78,6 +78,7 @@ impl Executor {
         store: &ParamStore,
         externals: &[(&str, Operand<'_>)],
     ) -> Result<Executor> {
+        let steps = &crate::tune::resolve(gpu, graph, steps)?;
         let roots: Vec<_> = (0..graph.tensors.len()).map(|t| graph.root(TensorId(t))).collect();
         let max_bind = gpu.limits.max_storage_buffer_binding_size;
         let align = (gpu.limits.min_storage_buffer_offset_alignment as u64).max(256);
@@ -102,7 +103,7 @@ impl Executor {
             let acc = crate::ops::elementwise::accumulate(1)?;
             let acc_id = TensorId(graph.tensors.len() + extra_ops.len());
             extra_ops.push(loss_accum.range_f32(i * ALIGN_FLOATS, 1));
-            all_steps.extend(acc.into_iter().map(|call| BoundCall { call, args: vec![acc_id, *t] }));
+            all_steps.extend(acc.into_iter().map(|call| BoundCall::new(call, vec![acc_id, *t])));
         }
 
         let operand = |t: TensorId| -> Result<Operand<'_>> {

@@ -68,7 +68,7 @@ pub enum Op {
 }
 
 fn bind(calls: Vec<KernelCall>, args: Vec<TensorId>) -> Vec<BoundCall> {
-    calls.into_iter().map(|call| BoundCall { call, args: args.clone() }).collect()
+    calls.into_iter().map(|call| BoundCall::new(call, args.clone())).collect()
 }
 
 impl Op {
@@ -95,7 +95,7 @@ impl Op {
             Op::MaxPool(s) => bind(pool::forward(s)?, vec![i[0], o[0]]),
             Op::Upsample2x(s) => bind(upsample::forward(s)?, vec![i[0], o[0]]),
             Op::Linear { batch, inp, out } => {
-                bind(passes::linear_forward(g.kernels, *batch, *inp, *out)?, with_out(i, o[0]))
+                bind_pass(g, passes::linear_forward(g.kernels, *batch, *inp, *out)?, i, o[0])
             }
             Op::Bce { batch, per_item, reduction } => {
                 let part = partials(g, batch * per_item);
@@ -197,8 +197,8 @@ impl Op {
             Op::Linear { batch, inp, out } => {
                 let Some(dy) = ctx.grad(o[0]) else { return Ok(()) };
                 let (b, n, m, set) = (*batch, *inp, *out, ctx.graph.kernels);
-                ctx.grad_into(i[0], &[dy, i[1]], || passes::linear_backward_input(set, b, n, m))?;
-                ctx.grad_into(i[1], &[dy, i[0]], || passes::linear_backward_weight(set, b, n, m))?;
+                grad_pass(ctx, i[0], &[dy, i[1]], || passes::linear_backward_input(set, b, n, m))?;
+                grad_pass(ctx, i[1], &[dy, i[0]], || passes::linear_backward_weight(set, b, n, m))?;
                 grad_pass(ctx, i[2], &[dy], || passes::linear_backward_bias(set, b, m))?;
             }
             // Losses are differentiated with unit weight: the total loss is their plain sum.
@@ -243,7 +243,11 @@ impl Op {
 /// scratch of different layers: each lives only across its own pass's dispatches.
 fn bind_pass(g: &mut Graph, pass: Pass, inputs: &[TensorId], out: TensorId) -> Vec<BoundCall> {
     let scratch = scratch_tensors(g, &pass);
-    bind(pass.calls, [inputs, &scratch, &[out]].concat())
+    let mut calls = bind(pass.calls, [inputs, &scratch, &[out]].concat());
+    for c in &mut calls {
+        c.tunable.clone_from(&pass.tunable);
+    }
+    calls
 }
 
 /// A fresh transient tensor for the chunk sums of a reduction over `n` elements (`reduce::two_stage`).
@@ -268,12 +272,12 @@ fn grad_pass(
     }
     let pass = pass()?;
     let scratch = scratch_tensors(ctx.graph, &pass);
-    ctx.grad_into(t, &[inputs, &scratch].concat(), || Ok(pass.calls))
-}
-
-/// Inputs followed by the output: the operand order of the conv and linear kernels.
-fn with_out(inputs: &[TensorId], out: TensorId) -> Vec<TensorId> {
-    let mut v = inputs.to_vec();
-    v.push(out);
-    v
+    let first = ctx.steps.len();
+    ctx.grad_into(t, &[inputs, &scratch].concat(), || Ok(pass.calls))?;
+    // The pass's own calls come first; an accumulation of a repeated gradient may follow them.
+    let calls = pass.tunable.as_ref().map_or(0, |t| t.candidates[0].1.len());
+    for c in ctx.steps.iter_mut().skip(first).take(calls) {
+        c.tunable.clone_from(&pass.tunable);
+    }
+    Ok(())
 }

@@ -142,13 +142,13 @@ impl Autoencoder {
         adam.validate().context("--lr")?;
         let (steps_per_epoch, eval_steps) = (data.train.n / b, data.test.n / b);
 
-        let mut tg = Graph::new(gpu.kernel_set);
+        let mut tg = Graph::new(gpu.kernels());
         full(&mut tg, &gather_shape(&data.train, b, steps_per_epoch), 0, cfg.latent)?;
         let specs: Vec<_> = tg.params.iter().collect();
         let store = ParamStore::new(gpu, &specs, cfg.seed)?;
         let train_steps = compile(&mut tg, &store, Mode::Train { adam: &adam, end_of_step: true })?;
 
-        let mut eg = Graph::new(gpu.kernel_set);
+        let mut eg = Graph::new(gpu.kernels());
         let (ex, erecon) = full(&mut eg, &gather_shape(&data.test, b, eval_steps), EVAL_SLOT, cfg.latent)?;
         eg.mark_output(ex);
         eg.mark_output(erecon);

@@ -138,7 +138,7 @@ impl Classifier {
         let steps_per_epoch = data.train.n / b;
         let eval_steps = data.test.n / b;
 
-        let mut tg = Graph::new(gpu.kernel_set);
+        let mut tg = Graph::new(gpu.kernels());
         let (x, y) = inputs(&mut tg, &data.train, b, steps_per_epoch, 0)?;
         let (logits, _) = net(&mut tg, x, BnMode::Train)?;
         let l = nn::cross_entropy(&mut tg, logits, y)?;
@@ -147,7 +147,7 @@ impl Classifier {
         let store = ParamStore::new(gpu, &specs, cfg.seed)?;
         let train_steps = compile(&mut tg, &store, Mode::Train { adam: &adam, end_of_step: true })?;
 
-        let mut eg = Graph::new(gpu.kernel_set);
+        let mut eg = Graph::new(gpu.kernels());
         let (x, y) = inputs(&mut eg, &data.test, b, eval_steps, EVAL_SLOT)?;
         let (eval_logits, _) = net(&mut eg, x, BnMode::Eval)?;
         let l = nn::cross_entropy(&mut eg, eval_logits, y)?;

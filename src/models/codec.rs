@@ -33,7 +33,7 @@ impl Decoder {
         range: (f32, f32),
         build: impl FnOnce(&mut Graph, TensorId) -> Result<TensorId>,
     ) -> Result<Decoder> {
-        let mut g = Graph::new(gpu.kernel_set);
+        let mut g = Graph::new(gpu.kernels());
         let z_t = g.external("z", &[cap, latent]);
         let out = build(&mut g, z_t)?;
         g.mark_output(out);
@@ -81,7 +81,7 @@ impl Encoder {
         images: Operand<'_>,
         build: impl FnOnce(&mut Graph, TensorId) -> Result<TensorId>,
     ) -> Result<Encoder> {
-        let mut g = Graph::new(gpu.kernel_set);
+        let mut g = Graph::new(gpu.kernels());
         let x = nn::gather(&mut g, "images", shape, slot)?;
         let code = build(&mut g, x)?;
         g.mark_output(code);

@@ -309,14 +309,14 @@ impl Vae {
         let steps_per_epoch = data.train.n / b;
         let eval_steps = data.test.n / b;
 
-        let mut tg = Graph::new(gpu.kernel_set);
+        let mut tg = Graph::new(gpu.kernels());
         let train_in = Input { shape: gather_shape(&data.train, b, steps_per_epoch, pad), slot: 0 };
         full(&mut tg, &train_in, cfg, true)?;
         let specs: Vec<_> = tg.params.iter().collect();
         let store = ParamStore::new(gpu, &specs, cfg.seed)?;
         let train_steps = compile(&mut tg, &store, Mode::Train { adam: &adam, end_of_step: true })?;
 
-        let mut eg = Graph::new(gpu.kernel_set);
+        let mut eg = Graph::new(gpu.kernels());
         let eval_in = Input { shape: gather_shape(&data.test, b, eval_steps, pad), slot: EVAL_SLOT };
         let (ex, erecon, _) = full(&mut eg, &eval_in, cfg, false)?;
         eg.mark_output(ex);

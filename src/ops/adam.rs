@@ -47,7 +47,7 @@ pub fn step(n: usize, cfg: &AdamConfig, slot: usize) -> Result<Vec<KernelCall>> 
     elements(op, &[n])?;
     cfg.validate()?;
     Ok(vec![KernelCall {
-        constants: Vec::new(),
+        tile: None,
         family: Family::Adam,
         entry: op,
         params: Params::new()

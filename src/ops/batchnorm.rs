@@ -140,7 +140,7 @@ impl BatchNormShape {
             ],
         };
         Ok(KernelCall {
-            constants: Vec::new(),
+            tile: None,
             family: Family::Batchnorm,
             entry,
             params: self.params(act),

@@ -37,8 +37,15 @@ fn call(
         operands: vec![0, 1, 2],
         workgroups,
         flops: (dims[0] * dims[1] * dims[2]) as f64,
-        constants: Vec::new(),
+        tile: None,
     }
+}
+
+/// A finish pass reads only the partials and writes db: dy's slot repeats the partials, so the
+/// dispatch binds nothing it does not touch.
+fn finish_call(mut c: KernelCall) -> KernelCall {
+    c.operands = vec![1, 1, 2];
+    c
 }
 
 fn dim(entry: &str, what: &str, v: usize) -> Result<u32> {
@@ -65,7 +72,7 @@ pub fn rows(m: usize, n: usize, accumulate: bool) -> Result<Vec<KernelCall>> {
     let finish = "bias_grad_rows_finish";
     Ok(vec![
         call(entry, [m, n, 1], accumulate, split, wg),
-        call(finish, [parts, n, 1], accumulate, split, grid(finish, n, 256)?),
+        finish_call(call(finish, [parts, n, 1], accumulate, split, grid(finish, n, 256)?)),
     ])
 }
 
@@ -86,6 +93,6 @@ pub fn planes(batch: usize, c: usize, h: usize, w: usize, accumulate: bool) -> R
     let finish = "bias_grad_planes_finish";
     Ok(vec![
         call(entry, dims, accumulate, split, [part.parts as u32, dim(entry, "channels", c)?, 1]),
-        call(finish, [part.parts, c, 1], accumulate, split, grid(finish, c * 64, 64)?),
+        finish_call(call(finish, [part.parts, c, 1], accumulate, split, grid(finish, c * 64, 64)?)),
     ])
 }

@@ -197,7 +197,7 @@ pub fn forward(shape: &Conv2dShape, bias: bool, accumulate: bool) -> Result<Vec<
     // Without a bias the weight is bound in the (unread) bias slot.
     let operands = if bias { vec![0, 1, 2, 3] } else { vec![0, 1, 1, 2] };
     Ok(vec![KernelCall {
-        constants: Vec::new(),
+        tile: None,
         family: Family::ConvForward,
         entry: op,
         params: shape.params(flags(bias, accumulate), &t),
@@ -228,7 +228,7 @@ pub fn backward_input_with(shape: &Conv2dShape, bias: bool, accumulate: bool) ->
         let per_channel = (shape.batch * rb * cb).next_multiple_of(LANES);
         let t = Tiling { m_tiles: 1, n_tiles: shape.cin * per_channel, ctiles: cb, aux: (rb, per_channel) };
         return Ok(vec![KernelCall {
-            constants: Vec::new(),
+            tile: None,
             family: Family::ConvBackwardInput,
             entry: op,
             params: shape.params(flags, &t),
@@ -250,7 +250,7 @@ pub fn backward_input_with(shape: &Conv2dShape, bias: bool, accumulate: bool) ->
         let per_row = shape.batch.div_ceil(ROWS).next_multiple_of(LANES);
         let t = Tiling { m_tiles: shape.cin.div_ceil(CH), n_tiles: shape.k * per_row, ctiles: 1, aux: (0, per_row) };
         return Ok(vec![KernelCall {
-            constants: Vec::new(),
+            tile: None,
             family: Family::ConvBackwardInput,
             entry: op,
             params: shape.params(flags, &t),
@@ -268,7 +268,7 @@ pub fn backward_input_with(shape: &Conv2dShape, bias: bool, accumulate: bool) ->
     let per_class = (shape.batch * rtiles * ctiles).next_multiple_of(LANES);
     let t = Tiling { m_tiles: shape.cin.div_ceil(CH), n_tiles: s * s * per_class, ctiles, aux: (rtiles, per_class) };
     Ok(vec![KernelCall {
-        constants: Vec::new(),
+        tile: None,
         family: Family::ConvBackwardInput,
         entry: op,
         params: shape.params(flags, &t),
@@ -301,7 +301,7 @@ pub fn backward_weight_with(shape: &Conv2dShape, accumulate: bool) -> Result<Vec
     let t = Tiling { m_tiles, n_tiles, ctiles, aux: (splits, 0) };
     let groups_per_wg = BW_SUBGROUPS / splits;
     Ok(vec![KernelCall {
-        constants: Vec::new(),
+        tile: None,
         family: Family::ConvBackwardWeight,
         entry: op,
         params: shape.params(flags(false, accumulate), &t),
@@ -346,7 +346,7 @@ pub fn bias_grad_with(batch: usize, c: usize, h: usize, w: usize, accumulate: bo
     params.push(flags(false, accumulate) as u32);
     params.resize(PARAM_WORDS, 0);
     Ok(vec![KernelCall {
-        constants: Vec::new(),
+        tile: None,
         family: Family::ConvBackwardWeight,
         entry: op,
         params,

@@ -119,7 +119,7 @@ fn call(entry: &'static str, params: Vec<u32>, operands: [usize; 3], width: usiz
     }
     let workgroups = [x as u32, rows as u32, 1];
     Ok(KernelCall {
-        constants: Vec::new(),
+        tile: None,
         family: Family::ConvGemm,
         entry,
         params,

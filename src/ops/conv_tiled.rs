@@ -15,26 +15,20 @@
 use anyhow::{bail, Result};
 
 use super::conv::{flags, Conv2dShape};
-use super::gemm::{self, Tile};
+use super::gemm::{self, Plan, Tile};
 use super::matmul::MatmulShape;
-use super::rename_operands;
-use crate::runtime::kernels::{grid, KernelCall};
+use super::passes::Pass;
+use crate::runtime::kernels::KernelCall;
 use crate::runtime::Family;
-
-/// Split-K aims for this many workgroups: enough to occupy every multiprocessor of a large GPU.
-const SPLIT_TARGET_WORKGROUPS: usize = 256;
-/// The shortest reduction a split is given: below this the partials cost more than they save.
-const SPLIT_MIN_CHUNK: usize = 256;
-/// Split-K partials beyond this many bytes are not worth their memory.
-const SPLIT_MAX_BYTES: usize = 64 << 20;
 
 /// Whether `s` is a dense product: a 1×1 output of an unpadded input exactly the kernel's size.
 pub fn is_dense(s: &Conv2dShape) -> bool {
     s.pad == 0 && s.h == s.k && s.w == s.k && s.out_h() == 1 && s.out_w() == 1
 }
 
-fn params(s: &Conv2dShape, flags: usize, split: (usize, usize), class: [usize; 3]) -> Vec<u32> {
-    s.geometry().u(flags).u(split.0).u(split.1).u(class[0]).u(class[1]).u(class[2]).words()
+fn params(s: &Conv2dShape, flags: usize, plan: &Plan, lanes: usize, class: [usize; 3]) -> Vec<u32> {
+    let g = s.geometry().u(flags).u(plan.chunk).u(plan.splits);
+    g.u(class[0]).u(class[1]).u(class[2]).u(lanes).words()
 }
 
 fn gemm_call(
@@ -53,107 +47,160 @@ fn gemm_call(
         operands,
         workgroups: tile.workgroups(entry, mnz[0], mnz[1], mnz[2])?,
         flops,
-        constants: tile.constants(),
+        tile: Some(tile),
     })
 }
 
-/// Operands: `[x, w, b, y]` with bias, `[x, w, y]` without. y (+)= conv(x, w) (+ b).
-pub fn forward(s: &Conv2dShape, bias: bool, accumulate: bool) -> Result<Vec<KernelCall>> {
+/// A plan that never splits K, for the passes whose kernels have no fold.
+fn unsplit(m: usize, n: usize, k: usize) -> Plan {
+    Plan::with_splits(Tile::for_product(m, n), m, n, k, 1)
+}
+
+/// A plan for a pass without a fold: refused if it splits K.
+fn check_unsplit(op: &str, plan: Option<Plan>, m: usize, n: usize, k: usize) -> Result<Plan> {
+    let plan = plan.unwrap_or_else(|| unsplit(m, n, k));
+    if plan.splits > 1 {
+        bail!("{op}: plan {} splits K, which this pass does not", plan.name());
+    }
+    Ok(plan)
+}
+
+/// The dense forward pass's product: y[b, co] = x[b, :] · w[co, :].
+fn dense_forward(s: &Conv2dShape) -> MatmulShape {
+    MatmulShape::nt(s.batch, s.cout, s.cin * s.k * s.k)
+}
+
+/// The dense input gradient's product: dx[b, ci·k² + t] = dy[b, :] · w[:, ci·k² + t].
+fn dense_backward_input(s: &Conv2dShape) -> MatmulShape {
+    MatmulShape::nn(s.batch, s.cin * s.k * s.k, s.cout)
+}
+
+/// The dense weight gradient's product: dw[co, :] = Σ_b dy[b, co] · x[b, :].
+fn dense_backward_weight(s: &Conv2dShape) -> MatmulShape {
+    MatmulShape::tn(s.cout, s.cin * s.k * s.k, s.batch)
+}
+
+/// The plans the autotuner may choose among for `forward(s, ..)`, the default first.
+pub fn forward_plans(s: &Conv2dShape) -> Result<Vec<Plan>> {
+    if is_dense(s) {
+        return gemm::matmul_plans(dense_forward(s));
+    }
+    Ok(gemm::candidate_plans(s.cout, s.batch * s.out_h() * s.out_w(), s.cin * s.k * s.k, false))
+}
+
+/// The plans the autotuner may choose among for `backward_input(s, ..)`, the default first.
+pub fn backward_input_plans(s: &Conv2dShape) -> Result<Vec<Plan>> {
+    if is_dense(s) {
+        return gemm::matmul_plans(dense_backward_input(s));
+    }
+    let (kj, th, tw) = (s.k.div_ceil(s.stride), s.h.div_ceil(s.stride), s.w.div_ceil(s.stride));
+    Ok(gemm::candidate_plans(s.cin, s.batch * th * tw, s.cout * kj * kj, false))
+}
+
+/// The plans the autotuner may choose among for `backward_weight(s, ..)`, the default first.
+pub fn backward_weight_plans(s: &Conv2dShape) -> Result<Vec<Plan>> {
+    if is_dense(s) {
+        return gemm::matmul_plans(dense_backward_weight(s));
+    }
+    Ok(gemm::candidate_plans(s.cout, s.cin * s.k * s.k, s.batch * s.out_h() * s.out_w(), true))
+}
+
+/// Inputs `[x, w, b]` with bias, `[x, w]` without. y (+)= conv(x, w) (+ b).
+pub fn forward(s: &Conv2dShape, bias: bool, accumulate: bool) -> Result<Pass> {
+    forward_on(s, bias, accumulate, None)
+}
+
+/// `forward` on `plan`, one of `forward_plans(s)` (the default when `None`).
+pub fn forward_on(s: &Conv2dShape, bias: bool, accumulate: bool, plan: Option<Plan>) -> Result<Pass> {
     let op = "conv2d_forward_tiled";
     s.validate(op)?;
     let kk = s.cin * s.k * s.k;
     if is_dense(s) {
-        // y[b, co] = x[b, :] · w[co, :]
-        return gemm::matmul(MatmulShape::nt(s.batch, s.cout, kk), bias, accumulate);
+        return gemm::matmul_planned(dense_forward(s), bias, accumulate, plan);
     }
     let n = s.batch * s.out_h() * s.out_w();
-    let tile = Tile::for_product(s.cout, n);
+    let plan = check_unsplit(op, plan, s.cout, n, kk)?;
     let operands = if bias { vec![0, 1, 2, 3] } else { vec![0, 1, 1, 2] };
-    let p = params(s, flags(bias, accumulate), (0, 1), [0; 3]);
-    Ok(vec![gemm_call(Family::TiledConvForward, op, p, operands, tile, [s.cout, n, 1], s.flops())?])
+    let p = params(s, flags(bias, accumulate), &plan, 1, [0; 3]);
+    let call = gemm_call(Family::TiledConvForward, op, p, operands, plan.tile, [s.cout, n, 1], s.flops())?;
+    Ok(Pass::direct(vec![call]))
 }
 
-/// Operands: `[dy, w, b, dx]` with `bias` (dx += b[ci]: the transposed convolution's forward pass),
-/// `[dy, w, dx]` without. dx (+)= the input gradient of conv(x, w) for dy.
-pub fn backward_input(s: &Conv2dShape, bias: bool, accumulate: bool) -> Result<Vec<KernelCall>> {
+/// Inputs `[dy, w, b]` with `bias` (dx += b[ci]: the transposed convolution's forward pass),
+/// `[dy, w]` without. dx (+)= the input gradient of conv(x, w) for dy.
+pub fn backward_input(s: &Conv2dShape, bias: bool, accumulate: bool) -> Result<Pass> {
+    backward_input_on(s, bias, accumulate, None)
+}
+
+/// `backward_input` on `plan`, one of `backward_input_plans(s)` (the default when `None`).
+pub fn backward_input_on(s: &Conv2dShape, bias: bool, accumulate: bool, plan: Option<Plan>) -> Result<Pass> {
     let op = "conv2d_backward_input_tiled";
     s.validate(op)?;
     if is_dense(s) {
-        // dx[b, ci·k² + t] = dy[b, :] · w[:, ci·k² + t]; the bias is per input channel, every k² columns.
-        let shape = MatmulShape::nn(s.batch, s.cin * s.k * s.k, s.cout);
+        // The bias is per input channel, every k² columns.
+        let shape = dense_backward_input(s);
         return if bias {
-            gemm::matmul_bias_groups(shape, s.k * s.k, accumulate)
+            gemm::matmul_bias_groups(shape, s.k * s.k, accumulate, plan)
         } else {
-            gemm::matmul(shape, false, accumulate)
+            gemm::matmul_planned(shape, false, accumulate, plan)
         };
     }
     let st = s.stride;
     let (kj, th, tw) = (s.k.div_ceil(st), s.h.div_ceil(st), s.w.div_ceil(st));
     let n = s.batch * th * tw;
-    let tile = Tile::for_product(s.cin, n);
+    let plan = check_unsplit(op, plan, s.cin, n, s.cout * kj * kj)?;
     let operands = if bias { vec![0, 1, 2, 3] } else { vec![0, 1, 1, 2] };
-    let p = params(s, flags(bias, accumulate), (0, 1), [kj, th, tw]);
-    Ok(vec![gemm_call(Family::TiledConvBackwardInput, op, p, operands, tile, [s.cin, n, st * st], s.flops())?])
+    let p = params(s, flags(bias, accumulate), &plan, 1, [kj, th, tw]);
+    let call = gemm_call(Family::TiledConvBackwardInput, op, p, operands, plan.tile, [s.cin, n, st * st], s.flops())?;
+    Ok(Pass::direct(vec![call]))
 }
 
-/// How the weight gradient's reduction is cut: (splits, chunk), chunk a multiple of the tile's BK.
-fn split_k(s: &Conv2dShape, tile: &Tile) -> (usize, usize) {
-    let (m, n, k) = (s.cout, s.cin * s.k * s.k, s.batch * s.out_h() * s.out_w());
-    let blocks = m.div_ceil(tile.rows()) * n.div_ceil(tile.cols());
-    let by_occupancy = SPLIT_TARGET_WORKGROUPS.div_ceil(blocks);
-    let by_length = (k / SPLIT_MIN_CHUNK).max(1);
-    let by_memory = (SPLIT_MAX_BYTES / (4 * m * n)).max(1);
-    let wanted = by_occupancy.min(by_length).min(by_memory).clamp(1, 65_535);
-    let bk = tile.bk as usize;
-    let chunk = k.div_ceil(wanted).next_multiple_of(bk);
-    (k.div_ceil(chunk), chunk)
+/// dw (+)= the weight gradient of conv(x, w) for dy. Inputs `[x, dy]`; K (batch·OH·OW) is split
+/// when the output has few blocks, the partials being the pass's scratch.
+pub fn backward_weight(s: &Conv2dShape, accumulate: bool) -> Result<Pass> {
+    backward_weight_on(s, accumulate, None)
 }
 
-/// Lengths of the scratch tensors `backward_weight` needs: the split-K partials, or none.
-pub fn backward_weight_scratch(s: &Conv2dShape) -> Vec<usize> {
-    if is_dense(s) {
-        return vec![];
-    }
-    let tile = Tile::for_product(s.cout, s.cin * s.k * s.k);
-    match split_k(s, &tile) {
-        (1, _) => vec![],
-        (splits, _) => vec![splits * s.w_len()],
-    }
-}
-
-/// dw (+)= the weight gradient of conv(x, w) for dy. Operands: `[x, dy, partials, dw]` when
-/// `backward_weight_scratch` names a scratch tensor, `[x, dy, dw]` otherwise.
-pub fn backward_weight(s: &Conv2dShape, accumulate: bool) -> Result<Vec<KernelCall>> {
+/// `backward_weight` on `plan`, one of `backward_weight_plans(s)` (the default when `None`).
+pub fn backward_weight_on(s: &Conv2dShape, accumulate: bool, plan: Option<Plan>) -> Result<Pass> {
     let op = "conv2d_backward_weight_tiled";
     s.validate(op)?;
-    let (m, n) = (s.cout, s.cin * s.k * s.k);
+    let (m, n, k) = (s.cout, s.cin * s.k * s.k, s.batch * s.out_h() * s.out_w());
     if is_dense(s) {
-        // dw[co, :] = Σ_b dy[b, co] · x[b, :]
-        let calls = gemm::matmul(MatmulShape::tn(m, n, s.batch), false, accumulate)?;
-        return Ok(rename_operands(calls, &[1, 0, 2]));
+        return Ok(gemm::matmul_planned(dense_backward_weight(s), false, accumulate, plan)?.swap_inputs());
     }
-    let tile = Tile::for_product(m, n);
-    let (splits, chunk) = split_k(s, &tile);
+    let plan = plan.unwrap_or_else(|| Plan::for_product(m, n, k));
     let flags = flags(false, accumulate);
-    let p = params(s, flags, (chunk, splits), [0; 3]);
-    if splits == 1 {
-        let call = gemm_call(Family::TiledConvBackwardWeight, op, p, vec![0, 1, 2, 2], tile, [m, n, 1], s.flops())?;
-        return Ok(vec![call]);
+    if plan.splits == 1 {
+        let p = params(s, flags, &plan, 1, [0; 3]);
+        let call =
+            gemm_call(Family::TiledConvBackwardWeight, op, p, vec![0, 1, 2, 2], plan.tile, [m, n, 1], s.flops())?;
+        return Ok(Pass::direct(vec![call]));
     }
-    if m * n * splits > u32::MAX as usize {
-        bail!("{op}: {splits} partial gradients of {m}x{n} exceed the kernels' 2^32 index range");
+    if m * n * plan.splits > u32::MAX as usize {
+        bail!("{op}: {} partial gradients of {m}x{n} exceed the kernels' 2^32 index range", plan.splits);
     }
-    let gemm =
-        gemm_call(Family::TiledConvBackwardWeight, op, p.clone(), vec![0, 1, 2, 3], tile, [m, n, splits], s.flops())?;
+    let lanes = gemm::fold_lanes(m * n, plan.splits);
+    let p = params(s, flags, &plan, lanes, [0; 3]);
+    let gemm = gemm_call(
+        Family::TiledConvBackwardWeight,
+        op,
+        p.clone(),
+        vec![0, 1, 2, 3],
+        plan.tile,
+        [m, n, plan.splits],
+        s.flops(),
+    )?;
     let reduce_entry = "conv2d_backward_weight_reduce";
     let reduce = KernelCall {
         family: Family::TiledConvBackwardWeight,
         entry: reduce_entry,
         params: p,
-        operands: vec![0, 1, 2, 3],
-        workgroups: grid(reduce_entry, m * n, 256)?,
-        flops: (m * n * splits) as f64,
-        constants: tile.constants(),
+        // The fold reads only the partials (b3) and writes dw (b4).
+        operands: vec![2, 2, 2, 3],
+        workgroups: gemm::fold_workgroups(reduce_entry, m * n, lanes)?,
+        flops: (m * n * plan.splits) as f64,
+        tile: Some(plan.tile),
     };
-    Ok(vec![gemm, reduce])
+    Ok(Pass::new(vec![gemm, reduce], vec![plan.splits * s.w_len()]))
 }

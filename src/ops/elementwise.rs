@@ -38,7 +38,7 @@ fn call(entry: &'static str, n: usize, alpha: f32, operands: Vec<usize>) -> Resu
     nonzero(entry, &[("n", n)])?;
     elements(entry, &[n])?;
     Ok(vec![KernelCall {
-        constants: Vec::new(),
+        tile: None,
         family: Family::Elementwise,
         entry,
         params: Params::new().u(n).f(alpha).words(),

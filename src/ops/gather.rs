@@ -63,7 +63,7 @@ pub fn forward(s: &GatherShape, slot: usize) -> Result<Vec<KernelCall>> {
         );
     }
     Ok(vec![KernelCall {
-        constants: Vec::new(),
+        tile: None,
         family: Family::Gather,
         entry: op,
         params: Params::new()

@@ -59,7 +59,7 @@ fn reduce_calls(
 ) -> Vec<KernelCall> {
     let operands: Vec<usize> = (0..inputs).collect();
     reduce::two_stage(n, scale as f32, inputs, inputs + 1, |part, s, target| KernelCall {
-        constants: Vec::new(),
+        tile: None,
         family: Family::Loss,
         entry,
         params: Params::new().u(n).u(0).f(s).f(1.0).u(classes).u(part.chunk).words(),
@@ -79,7 +79,7 @@ fn elementwise_call(
     flops: f64,
 ) -> Result<KernelCall> {
     Ok(KernelCall {
-        constants: Vec::new(),
+        tile: None,
         family: Family::Loss,
         entry,
         params: params(n, accumulate, scale, weight),
@@ -157,7 +157,7 @@ pub fn xent_backward(rows: usize, classes: usize, accumulate: bool) -> Result<Ve
     let n = check(op, &[("rows", rows), ("classes", classes)])?;
     let params = Params::new().u(rows).u(accumulate as usize).f(1.0 / rows as f32).f(1.0).u(classes).words();
     Ok(vec![KernelCall {
-        constants: Vec::new(),
+        tile: None,
         family: Family::Loss,
         entry: op,
         params,

@@ -118,7 +118,7 @@ fn gemm(shape: MatmulShape, bias: bool, accumulate: bool, portable: bool) -> Res
     let flags = (bias as u32 * FLAG_BIAS) | (accumulate as u32 * FLAG_ACCUMULATE) | (portable as u32 * FLAG_PORTABLE);
     let mn = (shape.m * shape.n) as f64;
     Ok(vec![KernelCall {
-        constants: Vec::new(),
+        tile: None,
         family: Family::Matmul,
         entry,
         params: Params::new()
@@ -157,7 +157,7 @@ pub fn bias_grad(m: usize, n: usize, accumulate: bool) -> Result<Vec<KernelCall>
     nonzero(entry, &[("M", m), ("N", n)])?;
     elements(entry, &[m, n])?;
     Ok(vec![KernelCall {
-        constants: Vec::new(),
+        tile: None,
         family: Family::Matmul,
         entry,
         params: Params::new()

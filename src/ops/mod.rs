@@ -22,6 +22,7 @@ pub mod passes;
 pub mod pool;
 pub mod random;
 pub mod reduce;
+pub mod tuned;
 pub mod upsample;
 
 use anyhow::{bail, Result};

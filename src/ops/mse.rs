@@ -34,7 +34,7 @@ pub fn forward(batch: usize, per_item: usize, reduction: MseReduction) -> Result
     let n = check(op, batch, per_item)?;
     let scale = reduction.scale(batch, per_item) as f32;
     Ok(reduce::two_stage(n, scale, 2, 3, |part, s, target| KernelCall {
-        constants: Vec::new(),
+        tile: None,
         family: Family::Mse,
         entry: op,
         params: Params::new().u(n).u(0).f(s).f(1.0).u(part.chunk).words(),
@@ -56,7 +56,7 @@ pub fn backward(
     let op = "mse_backward_input";
     let n = check(op, batch, per_item)?;
     Ok(vec![KernelCall {
-        constants: Vec::new(),
+        tile: None,
         family: Family::Mse,
         entry: op,
         params: params(n, accumulate, reduction.scale(batch, per_item), weight),

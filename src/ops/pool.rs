@@ -42,7 +42,7 @@ pub fn forward(s: &PoolShape) -> Result<Vec<KernelCall>> {
     s.check(op)?;
     let n = s.planes * s.out_h() * s.out_w();
     Ok(vec![KernelCall {
-        constants: Vec::new(),
+        tile: None,
         family: Family::Pool,
         entry: op,
         params: params(s, false),
@@ -57,7 +57,7 @@ pub fn backward_input(s: &PoolShape, accumulate: bool) -> Result<Vec<KernelCall>
     let op = "maxpool_backward_input";
     let n = s.check(op)?;
     Ok(vec![KernelCall {
-        constants: Vec::new(),
+        tile: None,
         family: Family::Pool,
         entry: op,
         params: params(s, accumulate),

@@ -30,7 +30,7 @@ pub fn fill(n: usize, dist: Distribution, key: RngKey) -> Result<Vec<KernelCall>
     nonzero(entry, &[("n", n)])?;
     elements(entry, &[n])?;
     Ok(vec![KernelCall {
-        constants: Vec::new(),
+        tile: None,
         family: Family::Random,
         entry,
         params: Params::new()
@@ -51,7 +51,7 @@ pub fn fill(n: usize, dist: Distribution, key: RngKey) -> Result<Vec<KernelCall>
 /// counters[slot] += 1. Operands: `[counters]`.
 pub fn increment_step(slot: usize) -> Vec<KernelCall> {
     vec![KernelCall {
-        constants: Vec::new(),
+        tile: None,
         family: Family::Random,
         entry: "step_increment",
         params: Params::new().u(0).u(slot).words(),

@@ -62,7 +62,7 @@ pub fn two_stage(
 
 fn chunk_sum(n: usize, part: Partition, scale: f32, operands: Vec<usize>) -> KernelCall {
     KernelCall {
-        constants: Vec::new(),
+        tile: None,
         family: Family::Reduce,
         entry: "sum_forward",
         params: Params::new().u(n).u(0).u(0).f(scale).u(part.chunk).words(),
@@ -97,7 +97,7 @@ pub fn sum_channels(n: usize, c: usize, s: usize) -> Result<Vec<KernelCall>> {
     nonzero(op, &[("n", n), ("c", c), ("s", s)])?;
     let total = elements(op, &[n, c, s])?;
     Ok(vec![KernelCall {
-        constants: Vec::new(),
+        tile: None,
         family: Family::Reduce,
         entry: op,
         params: Params::new().u(n).u(c).u(s).f(1.0).words(),

@@ -41,7 +41,7 @@ pub fn forward(s: &UpsampleShape) -> Result<Vec<KernelCall>> {
     let op = "upsample2x_forward";
     let n = 4 * s.check(op)?;
     Ok(vec![KernelCall {
-        constants: Vec::new(),
+        tile: None,
         family: Family::Upsample,
         entry: op,
         params: params(s, false),
@@ -56,7 +56,7 @@ pub fn backward_input(s: &UpsampleShape, accumulate: bool) -> Result<Vec<KernelC
     let op = "upsample2x_backward_input";
     let n = s.check(op)?;
     Ok(vec![KernelCall {
-        constants: Vec::new(),
+        tile: None,
         family: Family::Upsample,
         entry: op,
         params: params(s, accumulate),

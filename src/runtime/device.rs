@@ -79,6 +79,8 @@ pub struct Gpu {
     pub features: wgpu::Features,
     /// The matmul and convolution kernels models on this device are built from.
     pub kernel_set: KernelSet,
+    /// Chooses among candidate kernel configurations per shape class and caches the winners.
+    pub tuner: crate::tune::Tuner,
     pub(crate) kernels: Mutex<KernelCache>,
     /// The first error wgpu reported outside an error scope, or the reason the device was lost. wgpu's
     /// default is to panic; recording it lets a run stop with a message and its last checkpoint intact.
@@ -100,6 +102,15 @@ fn backend_preference(b: wgpu::Backend) -> u8 {
     match b {
         wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 0,
         _ => 1,
+    }
+}
+
+impl Gpu {
+    /// The kernels graphs on this device are built from: its set, with candidates for the autotuner
+    /// unless tuning is off.
+    pub fn kernels(&self) -> crate::ops::passes::Kernels {
+        let tune = self.tuner.mode() != crate::tune::TuneMode::Off;
+        crate::ops::passes::Kernels { set: self.kernel_set, tune }
     }
 }
 
@@ -152,6 +163,7 @@ impl Gpu {
             | wgpu::Features::SUBGROUP;
         let features = adapter.features() & wanted;
         let kernel_set = kernels.pick(&info, features)?;
+        let tuner = crate::tune::Tuner::for_adapter(&info, crate::tune::TuneMode::resolve(None, info.device_type)?);
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("gputrain"),
@@ -181,6 +193,7 @@ impl Gpu {
             limits,
             features,
             kernel_set,
+            tuner,
             kernels: Mutex::new(KernelCache::default()),
             fault,
         })

@@ -7,6 +7,8 @@
 
 use anyhow::{bail, Result};
 
+use super::tile::Tile;
+
 /// WGSL prepended to every family: shared helpers such as the 2-D grid index.
 pub const PRELUDE: &str = include_str!("../../shaders/common.wgsl");
 
@@ -16,8 +18,8 @@ const TREE_SUM: &str = include_str!("../../shaders/tree_sum.wgsl");
 /// Tile types, loads and stores shared by the direct convolution passes.
 const CONV_COMMON: &str = include_str!("../../shaders/conv_common.wgsl");
 
-/// The tiled kernel set's GEMM core, compiled before each tiled family's operand loaders.
-const TILED_GEMM: &str = include_str!("../../shaders/tiled_gemm.wgsl");
+/// The split-K fold shared by the tiled matmul and the weight gradient.
+const SPLIT_FOLD: &str = include_str!("../../shaders/split_fold.wgsl");
 
 /// Parameters and bindings shared by the tiled convolution passes.
 const TILED_CONV: &str = include_str!("../../shaders/tiled_conv_common.wgsl");
@@ -116,15 +118,13 @@ impl Family {
             Family::Gather => &[include_str!("../../shaders/gather.wgsl")],
             Family::Pool => &[include_str!("../../shaders/pool.wgsl")],
             Family::ConvGemm => &[include_str!("../../shaders/conv_gemm.wgsl")],
-            Family::TiledMatmul => &[TILED_GEMM, include_str!("../../shaders/tiled_matmul.wgsl")],
-            Family::TiledConvForward => {
-                &[TILED_GEMM, TILED_CONV, include_str!("../../shaders/tiled_conv_forward.wgsl")]
-            }
+            Family::TiledMatmul => &[SPLIT_FOLD, include_str!("../../shaders/tiled_matmul.wgsl")],
+            Family::TiledConvForward => &[TILED_CONV, include_str!("../../shaders/tiled_conv_forward.wgsl")],
             Family::TiledConvBackwardInput => {
-                &[TILED_GEMM, TILED_CONV, include_str!("../../shaders/tiled_conv_backward_input.wgsl")]
+                &[TILED_CONV, include_str!("../../shaders/tiled_conv_backward_input.wgsl")]
             }
             Family::TiledConvBackwardWeight => {
-                &[TILED_GEMM, TILED_CONV, include_str!("../../shaders/tiled_conv_backward_weight.wgsl")]
+                &[SPLIT_FOLD, TILED_CONV, include_str!("../../shaders/tiled_conv_backward_weight.wgsl")]
             }
             Family::BiasGrad => &[TREE_SUM, include_str!("../../shaders/bias_grad.wgsl")],
             Family::Upsample => &[include_str!("../../shaders/upsample.wgsl")],
@@ -150,9 +150,33 @@ impl Family {
         )
     }
 
-    /// The complete WGSL module: prelude followed by the family's files.
+    /// Whether the module is built around the GEMM core generated for a tile (`Tile::gemm_core`):
+    /// one module per tile.
+    pub fn tiled(self) -> bool {
+        matches!(
+            self,
+            Family::TiledMatmul
+                | Family::TiledConvForward
+                | Family::TiledConvBackwardInput
+                | Family::TiledConvBackwardWeight
+        )
+    }
+
+    /// The complete WGSL module: prelude, the GEMM core of `tile` for the tiled families, then the
+    /// family's files. Fails for a tiled family without a tile.
+    pub fn source_for(self, tile: Option<&Tile>) -> Result<String> {
+        let core = match (self.tiled(), tile) {
+            (true, Some(t)) => t.gemm_core(),
+            (true, None) => bail!("shader family {} needs a GEMM tile", self.name()),
+            (false, _) => String::new(),
+        };
+        let parts = std::iter::once(PRELUDE).chain(std::iter::once(core.as_str())).chain(self.parts().iter().copied());
+        Ok(parts.collect::<Vec<_>>().join("\n"))
+    }
+
+    /// The module of a family that needs no tile.
     pub fn source(self) -> String {
-        std::iter::once(PRELUDE).chain(self.parts().iter().copied()).collect::<Vec<_>>().join("\n")
+        self.source_for(None).unwrap_or_default()
     }
 }
 
@@ -169,8 +193,9 @@ pub struct KernelCall {
     pub workgroups: [u32; 3],
     /// Floating-point operations performed, for GFLOP/s reports (0 where meaningless).
     pub flops: f64,
-    /// Values of the module's `override` constants (tile sizes), set when the pipeline is created.
-    pub constants: Vec<(&'static str, u32)>,
+    /// The GEMM tile the module of a tiled family is generated for (`Family::tiled`); None for
+    /// every other family.
+    pub tile: Option<Tile>,
 }
 
 /// Builds a uniform parameter block field by field.

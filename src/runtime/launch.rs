@@ -14,6 +14,9 @@ pub struct Prepared {
     pub workgroups: [u32; 3],
     pub entry: &'static str,
     pub flops: f64,
+    /// Floats in the largest operand it binds: the size of what the dispatch reads or writes, for
+    /// the parallelism report (`bench --json`) and its test.
+    pub elements: u64,
 }
 
 impl Prepared {
@@ -95,6 +98,7 @@ impl Gpu {
             workgroups: call.workgroups,
             entry: call.entry,
             flops: call.flops,
+            elements: call.operands.iter().map(|&i| operands[i].bytes / 4).max().unwrap_or(0),
         })
     }
 

@@ -8,9 +8,11 @@ pub mod kernels;
 pub mod launch;
 pub mod pipelines;
 pub mod readback;
+pub mod tile;
 pub mod timing;
 
 pub use buffers::GpuBuffer;
 pub use device::{BackendChoice, Gpu};
 pub use kernel_set::{KernelChoice, KernelSet};
 pub use kernels::{Family, KernelCall};
+pub use tile::Tile;

@@ -1,18 +1,21 @@
-//! Shader modules and the pipeline cache: every (family, entry point, binding count, constants)
-//! pipeline is compiled once per device.
+//! Shader modules and the pipeline cache: every (family, tile) module and every (family, entry
+//! point, binding count, tile) pipeline is compiled once per device.
 
 use anyhow::{bail, Result};
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::kernels::{Family, KernelCall};
+use super::tile::Tile;
 
-/// A pipeline is one entry point of one module, for one binding count and one set of constants.
-type PipelineKey = (Family, &'static str, usize, Vec<(&'static str, u32)>);
+/// A pipeline is one entry point of one module, for one binding count.
+type PipelineKey = (Family, &'static str, usize, Option<Tile>);
+/// A module is one family, generated for one GEMM tile where the family has one.
+type ModuleKey = (Family, Option<Tile>);
 
 #[derive(Default)]
 pub(crate) struct KernelCache {
-    modules: HashMap<Family, Arc<wgpu::ShaderModule>>,
+    modules: HashMap<ModuleKey, Arc<wgpu::ShaderModule>>,
     layouts: HashMap<usize, (Arc<wgpu::BindGroupLayout>, Arc<wgpu::PipelineLayout>)>,
     pipelines: HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>,
 }
@@ -69,20 +72,21 @@ impl KernelCache {
     }
 
     /// The pipeline for `call`, compiled on first use and cached by (family, entry, binding count,
-    /// constants).
+    /// tile).
     pub(crate) fn kernel(&mut self, device: &wgpu::Device, call: &KernelCall) -> Result<Kernel> {
         let storage = call.operands.len();
         let (bgl, pl) = self.layout(device, storage);
-        let key = (call.family, call.entry, storage, call.constants.clone());
+        let key = (call.family, call.entry, storage, call.tile);
         if let Some(p) = self.pipelines.get(&key) {
             return Ok(Kernel { pipeline: p.clone(), bind_layout: bgl });
         }
-        let module = match self.modules.get(&call.family) {
+        let module_key = (call.family, call.tile);
+        let module = match self.modules.get(&module_key) {
             Some(m) => m.clone(),
             None => {
                 let desc = wgpu::ShaderModuleDescriptor {
                     label: Some(call.family.name()),
-                    source: wgpu::ShaderSource::Wgsl(call.family.source().into()),
+                    source: wgpu::ShaderSource::Wgsl(call.family.source_for(call.tile.as_ref())?.into()),
                 };
                 let m = if call.family.unchecked() {
                     // SAFETY: `Family::unchecked` lists only kernels that keep every access inside
@@ -93,11 +97,10 @@ impl KernelCache {
                     device.create_shader_module(desc)
                 };
                 let m = Arc::new(m);
-                self.modules.insert(call.family, m.clone());
+                self.modules.insert(module_key, m.clone());
                 m
             }
         };
-        let constants: Vec<(&str, f64)> = call.constants.iter().map(|&(k, v)| (k, v as f64)).collect();
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(call.entry),
@@ -107,7 +110,7 @@ impl KernelCache {
             // The same kernels write every workgroup-memory element before reading it, so the zero fill
             // wgpu would insert at the start of each workgroup is skipped for them.
             compilation_options: wgpu::PipelineCompilationOptions {
-                constants: &constants,
+                constants: &[],
                 zero_initialize_workgroup_memory: !call.family.unchecked(),
             },
             cache: None,

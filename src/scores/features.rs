@@ -33,7 +33,7 @@ impl FeatureNet {
     }
 
     pub fn from_checkpoint(gpu: &Gpu, ckpt: &Checkpoint) -> Result<FeatureNet> {
-        let mut g = Graph::new(gpu.kernel_set);
+        let mut g = Graph::new(gpu.kernels());
         let x = g.external("x", &[FEATURE_BATCH, 1, SIDE, SIDE]);
         let (logits, features) = net(&mut g, x, BnMode::Eval)?;
         g.mark_output(logits);

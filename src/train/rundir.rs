@@ -121,6 +121,7 @@ pub(super) fn write_config(
         "adapter": gpu.describe(),
         "software_adapter": gpu.is_software(),
         "kernels": crate::ops::gemm::kernel_set_json(gpu.kernel_set),
+        "autotune": gpu.tuner.chosen(),
         "settings": opts.settings,
         "epochs": opts.epochs,
         "max_steps": opts.max_steps,

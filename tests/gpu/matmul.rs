@@ -42,14 +42,17 @@ fn check_matmul(s: MatmulShape, bias: bool, accumulate: bool, portable: bool, se
     let calls =
         if portable { matmul::matmul_portable(s, bias, accumulate) } else { matmul::matmul(s, bias, accumulate) };
     let what = format!("{s:?} bias={bias} accumulate={accumulate} portable={portable}");
-    check_gemm(&what, &calls.unwrap(), s, bias, accumulate, seed)
+    check_gemm(&what, &calls.unwrap(), &[], s, bias, accumulate, seed)
 }
 
-/// Runs `calls` (a matmul of shape `s` with operands `[a, b, (bias,) c]`, of either kernel set) on
-/// random data, C starting from random junk, and checks the result against the CPU reference.
+/// Runs `calls` (a matmul of shape `s` with operands `[a, b, (bias,) (scratch...,) c]`, of either
+/// kernel set) on random data, the scratch zeroed and C starting from random junk, and checks the
+/// result against the CPU reference. A split-K product's fold adds one rounding per split on top of
+/// the K of the chunks, so the tolerance counts K plus the scratch's splits.
 pub(crate) fn check_gemm(
     what: &str,
     calls: &[gputrain::runtime::KernelCall],
+    scratch: &[usize],
     s: MatmulShape,
     bias: bool,
     accumulate: bool,
@@ -59,7 +62,10 @@ pub(crate) fn check_gemm(
     let b = rand_f32(seed + 1, s.b_len());
     let bv = rand_f32(seed + 2, s.n);
     let c0 = rand_f32(seed + 3, s.c_len());
-    let inputs: Vec<&[f64]> = if bias { vec![&a, &b, &bv, &c0] } else { vec![&a, &b, &c0] };
+    let zeros: Vec<Vec<f64>> = scratch.iter().map(|&n| vec![0.0; n]).collect();
+    let mut inputs: Vec<&[f64]> = if bias { vec![&a, &b, &bv] } else { vec![&a, &b] };
+    inputs.extend(zeros.iter().map(Vec::as_slice));
+    inputs.push(&c0);
     let out = run(calls, &inputs, &[]);
     let got = out.last().unwrap().clone();
 
@@ -75,7 +81,8 @@ pub(crate) fn check_gemm(
             scale[e] += c0[e].abs();
         }
     }
-    assert_gemm_close(what, &got, &want, &scale, s.k);
+    let splits: usize = scratch.iter().map(|&n| n / s.c_len()).sum();
+    assert_gemm_close(what, &got, &want, &scale, s.k + splits);
     got
 }
 

@@ -84,8 +84,8 @@ impl Gan {
         let adam_d = AdamConfig { weight_decay: cfg.weight_decay as f32, ..adam };
         let steps_per_epoch = s.n / b;
         let shape = gather_shape(s, b, steps_per_epoch, pad);
-        let (mut dg, real_out, fake_out) = d_step(gpu.kernel_set, cfg, &shape)?;
-        let mut gg = g_step(gpu.kernel_set, cfg, channels)?;
+        let (mut dg, real_out, fake_out) = d_step(gpu.kernels(), cfg, &shape)?;
+        let mut gg = g_step(gpu.kernels(), cfg, channels)?;
         // G's trainable parameters first, then D's, so each optimiser updates one contiguous span;
         // G's running statistics are recorded only by the D step graph.
         let mut specs: Vec<_> = gg.params.iter().collect();
@@ -94,7 +94,7 @@ impl Gan {
         let d_steps = compile(&mut dg, &store, Mode::Train { adam: &adam_d, end_of_step: false })?;
         let g_steps = compile(&mut gg, &store, Mode::Train { adam: &adam, end_of_step: true })?;
 
-        let mut sg = Graph::new(gpu.kernel_set);
+        let mut sg = Graph::new(gpu.kernels());
         let z = sg.external("z", &noise_shape(cfg.arch, SAMPLES, cfg.latent));
         let sample_out = generator(&mut sg, z, BnMode::Eval, cfg, channels)?;
         sg.mark_output(sample_out);

@@ -11,8 +11,8 @@ use crate::nn::{self, BnMode};
 use crate::ops::elementwise::Activation;
 use crate::ops::gather::GatherShape;
 use crate::ops::loss::BceReduction;
+use crate::ops::passes::Kernels;
 use crate::ops::random::{Distribution, RngKey};
-use crate::runtime::KernelSet;
 
 pub(super) fn noise_shape(arch: Arch, batch: usize, latent: usize) -> Vec<usize> {
     match arch {
@@ -53,7 +53,7 @@ fn d_prob(g: &mut Graph, cfg: &GanConfig, d: TensorId) -> TensorId {
 }
 
 /// D step: BCE(D(x), real_label) + BCE(D(G(z)), 0), G frozen. Returns (graph, real batch, fake batch).
-pub(super) fn d_step(kernels: KernelSet, cfg: &GanConfig, shape: &GatherShape) -> Result<(Graph, TensorId, TensorId)> {
+pub(super) fn d_step(kernels: Kernels, cfg: &GanConfig, shape: &GatherShape) -> Result<(Graph, TensorId, TensorId)> {
     let mut g = Graph::new(kernels);
     let b = cfg.batch_size;
     let x = nn::gather(&mut g, "images", shape, 0)?;
@@ -78,7 +78,7 @@ pub(super) fn d_step(kernels: KernelSet, cfg: &GanConfig, shape: &GatherShape) -
 }
 
 /// G step: BCE(D(G(z)), 1) through a frozen D (non-saturating loss).
-pub(super) fn g_step(kernels: KernelSet, cfg: &GanConfig, channels: usize) -> Result<Graph> {
+pub(super) fn g_step(kernels: Kernels, cfg: &GanConfig, channels: usize) -> Result<Graph> {
     let mut g = Graph::new(kernels);
     let ones = g.external("g_label", &[cfg.batch_size, 1, 1, 1]);
     let z = noise(&mut g, cfg);

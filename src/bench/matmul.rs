@@ -283,6 +283,7 @@ pub fn to_json(gpu: &Gpu, sweep: &Sweep) -> Value {
         "timestamp_queries": gpu.has_timestamps(),
         "default_kernel_set": gpu.kernel_set.name(),
         "tiled_tiles": gemm::kernel_set_json(KernelSet::Tiled)["tiles"],
+        "autotune": gpu.tuner.chosen(),
         "max_rel_err_allowed": MAX_REL_ERR,
         "matmul": sweep.rows.iter().map(|r| json!({
             "label": r.case.label, "m": r.case.m, "n": r.case.n, "k": r.case.k,

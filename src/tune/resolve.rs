@@ -1,6 +1,9 @@
 //! The executor's side of autotuning: each tunable pass of a compiled graph becomes the candidate
 //! the adapter's tuner picks, timed on buffers as long as the graph's own operands.
 
+use std::collections::HashSet;
+use std::time::Instant;
+
 use anyhow::{bail, Result};
 
 use super::measure::time_calls;
@@ -12,6 +15,8 @@ const REPS: usize = 5;
 
 /// `steps` with every tunable pass replaced by its chosen candidate, bound to the same tensors.
 pub fn resolve(gpu: &Gpu, graph: &Graph, steps: &[BoundCall]) -> Result<Vec<BoundCall>> {
+    let started = Instant::now();
+    let mut measured = HashSet::new();
     let mut out = Vec::with_capacity(steps.len());
     let mut i = 0;
     while i < steps.len() {
@@ -29,9 +34,17 @@ pub fn resolve(gpu: &Gpu, graph: &Graph, steps: &[BoundCall]) -> Result<Vec<Boun
         }
         let lens: Vec<usize> = args.iter().map(|&a| graph.len(a)).collect();
         let names: Vec<String> = t.candidates.iter().map(|(name, _)| name.clone()).collect();
-        let chosen = gpu.tuner.choose(&t.key, &names, &mut |c| time_calls(gpu, &t.candidates[c].1, &lens, REPS))?;
+        let chosen = gpu.tuner.choose(&t.key, &names, &mut |c| {
+            measured.insert(t.key.clone());
+            time_calls(gpu, &t.candidates[c].1, &lens, REPS)
+        })?;
         out.extend(t.candidates[chosen].1.iter().map(|call| BoundCall::new(call.clone(), args.clone())));
         i += n;
+    }
+    if !measured.is_empty() {
+        let cache = gpu.tuner.cache_path().map_or("memory only".into(), |p| format!("cached in {}", p.display()));
+        let secs = started.elapsed().as_secs_f64();
+        eprintln!("autotune: {} shape classes measured in {secs:.1} s ({cache})", measured.len());
     }
     Ok(out)
 }

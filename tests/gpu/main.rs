@@ -16,6 +16,7 @@ mod adam;
 mod adam_groups;
 mod ae;
 mod autotune;
+mod autotune_models;
 mod batchnorm;
 mod bce_logits;
 mod checkpoint;

@@ -68,6 +68,31 @@ def step_rows(outdir):
     return rows, torch_dev
 
 
+# Kernels that reduce (a loss, a sum, batch statistics, a bias or batchnorm gradient); a family is the
+# kernel with its second stage ("_finish") counted in.
+REDUCTIONS = ("bce_forward", "bce_logits_forward", "mse_forward", "xent_forward", "kl_forward", "sum_forward",
+              "sum_channels_forward", "batchnorm_stats", "batchnorm_backward_gamma_beta", "batchnorm_gamma_beta",
+              "bias_grad_planes", "bias_grad_rows")
+
+
+def reduction_rows(outdir):
+    """[(model, batch, largest reduction family, its share of kernel time, dispatches below the
+    parallelism floor, shape classes autotuned)] from the gputrain step JSON."""
+    out = []
+    for model in ("vae", "gan"):
+        doc = load(outdir, f"gputrain_{model}.json") or {}
+        tuned = len((doc.get("autotune") or {}).get("choices", {}))
+        for r in doc.get("results", []):
+            shares = {}
+            for k in r.get("kernels", []):
+                fam = k["kernel"].removesuffix("_finish")
+                if fam in REDUCTIONS:
+                    shares[fam] = shares.get(fam, 0.0) + (k.get("share") or 0.0)
+            top = max(shares.items(), key=lambda kv: kv[1]) if shares else ("-", None)
+            out.append((r["model"], r["batch_size"], top[0], top[1], r.get("below_parallelism_floor"), tuned))
+    return out
+
+
 def matmul_rows(outdir):
     """[(label, m, n, k, {set: gflops or 'WRONG'}, torch_off, torch_on)] in gputrain's order."""
     # run.sh times each --matmul item in its own process (one slow size cannot lose the others).
@@ -105,6 +130,15 @@ def main(outdir):
         p(f"{model:<5} {batch:>5}  {cell.get('gputrain', '-'):>17}  {cell.get('eager', '-'):>17}  "
           f"{cell.get('graph', '-'):>17}  {fmt(ratio(ms.get('eager'), ms.get('gputrain')), 2):>8}  "
           f"{fmt(ratio(ms.get('graph'), ms.get('gputrain')), 2):>8}")
+    red = reduction_rows(outdir)
+    if red:
+        p("")
+        p("per step: the largest reduction family's share of kernel time (target < 5 %), dispatches below the")
+        p("parallelism floor (>= 64 Ki floats on < 128 workgroups), shape classes the autotuner chose for")
+        p(f"{'model':<5} {'batch':>5}  {'largest reduction':<30} {'share':>6}  {'below floor':>11}  {'autotuned':>9}")
+        for model, batch, fam, share, low, tuned in red:
+            pct = "-" if share is None else f"{100 * share:.1f} %"
+            p(f"{model:<5} {batch:>5}  {fam:<30} {pct:>6}  {'-' if low is None else low:>11}  {tuned:>9}")
     mm, gdoc, tdoc = matmul_rows(outdir)
     p("")
     p("matmul C = A·B f32: GFLOP/s; ratio = gputrain / torch.matmul f32 with TF32 off (TF32-on column for reference)")
@@ -154,6 +188,8 @@ def main(outdir):
     summary = {
         "steps": [{"model": m, "batch_size": b, **{k: {"ms": v[0], "images_per_s": v[1]} for k, v in r.items()}}
                   for (m, b), r in sorted(rows.items())],
+        "reductions": [{"model": m, "batch_size": b, "largest_family": f, "share": sh, "below_parallelism_floor": lo,
+                        "autotuned_classes": t} for m, b, f, sh, lo, t in red],
         "matmul": [{"label": l, "m": m, "n": n, "k": k, "gflops": s, "torch_f32": off, "torch_tf32": on}
                    for l, m, n, k, s, off, on in mm],
         "tests": [dict(zip(["binary", "status", "passed", "failed", "seconds"], t)) for t in tests],

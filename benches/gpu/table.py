@@ -134,7 +134,7 @@ def main(outdir):
     if red:
         p("")
         p("per step: the largest reduction family's share of kernel time (target < 5 %), dispatches below the")
-        p("parallelism floor (>= 64 Ki floats on < 128 workgroups), shape classes the autotuner chose for")
+        p("parallelism floor (>= 64 Ki floats on < 128 workgroups), shape classes the autotuner chose a plan for")
         p(f"{'model':<5} {'batch':>5}  {'largest reduction':<30} {'share':>6}  {'below floor':>11}  {'autotuned':>9}")
         for model, batch, fam, share, low, tuned in red:
             pct = "-" if share is None else f"{100 * share:.1f} %"

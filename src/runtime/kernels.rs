@@ -140,14 +140,7 @@ impl Family {
     /// test checks on every kernel test's buffers. They also write every workgroup-memory element
     /// they read (the GEMM tiles, the bias trees), so their pipelines skip wgpu's zero fill.
     pub fn unchecked(self) -> bool {
-        matches!(
-            self,
-            Family::TiledMatmul
-                | Family::TiledConvForward
-                | Family::TiledConvBackwardInput
-                | Family::TiledConvBackwardWeight
-                | Family::BiasGrad
-        )
+        self.tiled() || matches!(self, Family::BiasGrad)
     }
 
     /// Whether the module is built around the GEMM core generated for a tile (`Tile::gemm_core`):

@@ -1,4 +1,4 @@
-// Activations and simple arithmetic over flat f32 arrays. Backward passes take the forward output y
+// Activations (activation.wgsl) and simple arithmetic over flat f32 arrays. Backward passes take the forward output y
 // (not the input), which is enough for every activation here and lets the planner free the input.
 
 struct Params {
@@ -18,32 +18,28 @@ const WG: u32 = 256u;
 fn relu_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = linear_id(wid, nwg, lid, WG);
     if (i >= p.n) { return; }
-    b[i] = max(a[i], 0.0);
+    b[i] = apply_activation(ACTIVATION_RELU, 0.0, a[i]);
 }
 
 @compute @workgroup_size(256)
 fn leaky_relu_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = linear_id(wid, nwg, lid, WG);
     if (i >= p.n) { return; }
-    let x = a[i];
-    b[i] = select(p.alpha * x, x, x > 0.0);
+    b[i] = apply_activation(ACTIVATION_LEAKY_RELU, p.alpha, a[i]);
 }
 
 @compute @workgroup_size(256)
 fn tanh_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = linear_id(wid, nwg, lid, WG);
     if (i >= p.n) { return; }
-    b[i] = tanh(a[i]);
+    b[i] = apply_activation(ACTIVATION_TANH, 0.0, a[i]);
 }
 
 @compute @workgroup_size(256)
 fn sigmoid_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = linear_id(wid, nwg, lid, WG);
     if (i >= p.n) { return; }
-    let x = a[i];
-    // Two branches so exp never overflows for large |x|.
-    let e = exp(-abs(x));
-    b[i] = select(e / (1.0 + e), 1.0 / (1.0 + e), x >= 0.0);
+    b[i] = apply_activation(ACTIVATION_SIGMOID, 0.0, a[i]);
 }
 
 // a = y, b = dy, c = dx

@@ -21,6 +21,8 @@ struct ConvParams {
     th: u32, // input gradient: rows of one stride class, ceil(h / stride)
     tw: u32, // input gradient: columns of one stride class
     lanes: u32, // split-K fold: invocations per output (split_fold.wgsl)
+    act: u32, // output activation (activation.wgsl), applied last
+    alpha: f32, // its LeakyReLU slope
 }
 
 const HAS_BIAS: u32 = 1u;
@@ -32,13 +34,13 @@ const ACCUMULATE: u32 = 2u;
 @group(0) @binding(3) var<storage, read_write> b3: array<f32>;
 @group(0) @binding(4) var<storage, read_write> b4: array<f32>;
 
-// Writes `v` (plus the old value when accumulating) to b4[i].
+// Writes act(`v` plus the old value when accumulating) to b4[i].
 fn store_out(i: u32, v: f32) {
     var x = v;
     if ((p.flags & ACCUMULATE) != 0u) {
         x += b4[i];
     }
-    b4[i] = x;
+    b4[i] = apply_activation(p.act, p.alpha, x);
 }
 
 // im2col(x)[tap, pixel] without the buffer: tap = (ci·k + kh)·k + kw, pixel = (image·OH + oy)·OW + ox;

@@ -1,6 +1,6 @@
 // Matmul family of the tiled kernel set, on the generated GEMM core (src/runtime/tile.rs):
 //
-//   C = A·Bᵀ (+ bias) (+ the old C when accumulating)
+//   C = act(A·Bᵀ (+ bias) (+ the old C when accumulating))
 //
 // with A seen as [M,K] and B as [N,K] through element strides, as in the lavapipe set's matmul.wgsl
 // (A[i,k] = a[i·a_rs + k·a_ks], B[j,k] = b[j·b_cs + k·b_ks]), and C written through strides too
@@ -28,6 +28,8 @@ struct MatmulParams {
     splits: u32, // 1: the GEMM applies the epilogue itself
     chunk: u32,  // split-K: reduction length per split (a multiple of BK)
     lanes: u32,  // split-K fold: invocations per output
+    act: u32,    // epilogue activation (activation.wgsl), applied last
+    alpha: f32,  // its LeakyReLU slope
 }
 
 const FLAG_BIAS: u32 = 1u;
@@ -80,7 +82,7 @@ fn epilogue(m: u32, n: u32, v: f32) {
     if ((p.flags & FLAG_ACCUMULATE) != 0u) {
         x += c[i];
     }
-    c[i] = x;
+    c[i] = apply_activation(p.act, p.alpha, x);
 }
 
 // Workgroup (x, y, z) computes the block of C at rows y·BM, columns x·BN over K chunk z.

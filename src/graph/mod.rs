@@ -4,6 +4,7 @@
 pub mod autodiff;
 pub mod builder;
 pub mod executor;
+pub mod fuse;
 pub mod op;
 pub mod params;
 pub mod plan;
@@ -29,8 +30,10 @@ pub enum Mode<'a> {
     Train { adam: &'a AdamConfig, end_of_step: bool },
 }
 
-/// Compiles `graph` into its dispatch list for `mode`.
+/// Compiles `graph` into its dispatch list for `mode`, its activations fused into the products
+/// before them where the kernel set allows (`fuse::activations`).
 pub fn compile(graph: &mut Graph, store: &ParamStore, mode: Mode<'_>) -> Result<Vec<BoundCall>> {
+    fuse::activations(graph);
     let mut steps = autodiff::forward(graph)?;
     if let Mode::Train { adam, end_of_step } = mode {
         autodiff::backward(graph, &mut steps)?;

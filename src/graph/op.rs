@@ -1,5 +1,7 @@
 //! The ops a graph records, each with its forward dispatches and its backward rule.
 
+use std::sync::Arc;
+
 use anyhow::{bail, Result};
 
 use super::autodiff::GradCtx;
@@ -11,12 +13,14 @@ use crate::ops::conv::Conv2dShape;
 use crate::ops::conv_transpose::ConvTranspose2dShape;
 use crate::ops::elementwise::{self, Activation};
 use crate::ops::gather::{self, GatherShape};
+use crate::ops::gemm;
 use crate::ops::loss::{self, BceReduction};
 use crate::ops::mse::{self, MseReduction};
 use crate::ops::passes::{self, Pass};
 use crate::ops::pool::{self, PoolShape};
 use crate::ops::random::{self, Distribution, RngKey};
 use crate::ops::reduce;
+use crate::ops::tuned::Tunable;
 use crate::ops::upsample::{self, UpsampleShape};
 use crate::runtime::KernelCall;
 
@@ -31,6 +35,9 @@ pub enum Op {
     Random(Distribution, RngKey),
     /// Inputs `[x]`, outputs `[y]`.
     Act(Activation),
+    /// A Linear, Conv2d or ConvTranspose2d with an activation in its epilogue (`fuse::activations`):
+    /// the inner op's inputs, outputs `[act(y)]`.
+    Epilogue(Box<Op>, Activation),
     /// y = x Wᵀ + b. Inputs `[x, w, b]`, outputs `[y]`.
     Linear { batch: usize, inp: usize, out: usize },
     /// Inputs `[x, w]` or `[x, w, b]`, outputs `[y]`.
@@ -73,7 +80,10 @@ fn bind(calls: Vec<KernelCall>, args: Vec<TensorId>) -> Vec<BoundCall> {
 
 impl Op {
     pub fn differentiable(&self) -> bool {
-        !matches!(self, Op::Gather(..) | Op::Random(..) | Op::Mean)
+        match self {
+            Op::Epilogue(inner, _) => inner.differentiable(),
+            _ => !matches!(self, Op::Gather(..) | Op::Random(..) | Op::Mean),
+        }
     }
 
     /// The op's dispatches; `g` gains the scratch tensors of ops lowered to the matmul.
@@ -84,6 +94,7 @@ impl Op {
             Op::Gather(s, slot) => bind(gather::forward(s, *slot)?, vec![i[0], i[1], i[2], o[0]]),
             Op::Random(d, key) => bind(random::fill(g.len(o[0]), *d, *key)?, vec![i[0], o[0]]),
             Op::Act(a) => bind(elementwise::forward(*a, g.len(i[0]))?, vec![i[0], o[0]]),
+            Op::Epilogue(inner, a) => with_activation(inner.forward(g, node)?, *a)?,
             Op::SumLoss => {
                 let n = g.len(i[0]);
                 bind(reduce::sum(n)?, vec![i[0], o[0], partials(g, n)])
@@ -149,6 +160,17 @@ impl Op {
                 let n = ctx.graph.len(i[0]);
                 ctx.emit(elementwise::backward(*a, n)?, vec![o[0], dy, t.write]);
                 ctx.finish(t)?;
+            }
+            Op::Epilogue(inner, a) => {
+                // The activation's gradient first, from the fused output; the inner op then sees it
+                // as the gradient of its own (never stored) output.
+                let Some(dy) = ctx.grad(o[0]) else { return Ok(()) };
+                let shape = ctx.graph.shape(o[0]).to_vec();
+                let name = format!("{}.pre_activation_grad", ctx.graph.info(o[0]).name);
+                let pre = ctx.graph.transient(&name, &shape);
+                ctx.emit(elementwise::backward(*a, ctx.graph.len(o[0]))?, vec![o[0], dy, pre]);
+                ctx.grads.insert(o[0], pre);
+                inner.backward(ctx, node)?;
             }
             Op::SumLoss => {
                 let t = ctx.target(i[0]);
@@ -248,6 +270,29 @@ fn bind_pass(g: &mut Graph, pass: Pass, inputs: &[TensorId], out: TensorId) -> V
         c.tunable.clone_from(&pass.tunable);
     }
     calls
+}
+
+/// `calls` (a tiled product's forward pass) with `act` in their epilogue, the candidates of a tunable
+/// pass included.
+fn with_activation(mut calls: Vec<BoundCall>, act: Activation) -> Result<Vec<BoundCall>> {
+    let mut retuned: Vec<(Arc<Tunable>, Arc<Tunable>)> = Vec::new();
+    for c in &mut calls {
+        gemm::set_epilogue_activation(&mut c.call, act)?;
+        let Some(old) = c.tunable.clone() else { continue };
+        if let Some((_, new)) = retuned.iter().find(|(o, _)| Arc::ptr_eq(o, &old)) {
+            c.tunable = Some(new.clone());
+            continue;
+        }
+        let mut candidates = old.candidates.clone();
+        for call in candidates.iter_mut().flat_map(|(_, calls)| calls.iter_mut()) {
+            gemm::set_epilogue_activation(call, act)?;
+        }
+        // The activation costs the same in every candidate: the shape class stays the product's.
+        let new = Arc::new(Tunable { key: old.key.clone(), candidates });
+        c.tunable = Some(new.clone());
+        retuned.push((old, new));
+    }
+    Ok(calls)
 }
 
 /// A fresh transient tensor for the chunk sums of a reduction over `n` elements (`reduce::two_stage`).

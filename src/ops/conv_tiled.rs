@@ -28,7 +28,8 @@ pub fn is_dense(s: &Conv2dShape) -> bool {
 
 fn params(s: &Conv2dShape, flags: usize, plan: &Plan, lanes: usize, class: [usize; 3]) -> Vec<u32> {
     let g = s.geometry().u(flags).u(plan.chunk).u(plan.splits);
-    g.u(class[0]).u(class[1]).u(class[2]).u(lanes).words()
+    // The activation epilogue (code, slope) ends the parameters: none unless fused.
+    g.u(class[0]).u(class[1]).u(class[2]).u(lanes).u(0).f(0.0).words()
 }
 
 fn gemm_call(

@@ -26,10 +26,21 @@ impl Activation {
         }
     }
 
-    fn alpha(self) -> f32 {
+    /// The LeakyReLU slope (0 for the others).
+    pub fn alpha(self) -> f32 {
         match self {
             Activation::LeakyRelu(a) => a,
             _ => 0.0,
+        }
+    }
+
+    /// The activation's code in shaders/activation.wgsl.
+    pub fn code(self) -> u32 {
+        match self {
+            Activation::Relu => 1,
+            Activation::LeakyRelu(_) => 2,
+            Activation::Tanh => 3,
+            Activation::Sigmoid => 4,
         }
     }
 }

@@ -6,6 +6,7 @@
 use anyhow::{bail, Result};
 use serde_json::{json, Value};
 
+use super::elementwise::Activation;
 use super::matmul::MatmulShape;
 use super::passes::Pass;
 use crate::runtime::kernels::{grid, KernelCall, Params};
@@ -146,6 +147,20 @@ pub fn fold_workgroups(op: &str, outputs: usize, lanes: usize) -> Result<[u32; 3
     grid(op, outputs.div_ceil(64 / lanes) * 64, 64)
 }
 
+/// Makes `call`, a dispatch of a tiled GEMM family, apply `act` to every output it writes (after the
+/// bias and any accumulation). Those families' parameters end with the activation's code and slope,
+/// zero (none) as built; a split-K GEMM writes raw partials and leaves the activation to its fold.
+pub fn set_epilogue_activation(call: &mut KernelCall, act: Activation) -> Result<()> {
+    let n = call.params.len();
+    if !matches!(call.family, Family::TiledMatmul | Family::TiledConvForward | Family::TiledConvBackwardInput) || n < 2
+    {
+        bail!("{}: the {} family has no activation epilogue", call.entry, call.family.name());
+    }
+    call.params[n - 2] = act.code();
+    call.params[n - 1] = act.alpha().to_bits();
+    Ok(())
+}
+
 /// Lines for `info`: the tile configurations of the tiled set.
 pub fn describe_tiles() -> Vec<String> {
     TILES.iter().map(Tile::describe).collect()
@@ -271,6 +286,8 @@ fn strided(s: Strided, swapped: bool, bias: bool, accumulate: bool, plan: Plan, 
         .u(plan.splits)
         .u(plan.chunk)
         .u(lanes)
+        .u(0)
+        .f(0.0)
         .words();
     let mn = outputs as f64;
     let epilogue = mn * (bias as u8 + accumulate as u8) as f64;

@@ -18,6 +18,9 @@ const TREE_SUM: &str = include_str!("../../shaders/tree_sum.wgsl");
 /// Tile types, loads and stores shared by the direct convolution passes.
 const CONV_COMMON: &str = include_str!("../../shaders/conv_common.wgsl");
 
+/// The activations shared by the elementwise kernels and the tiled GEMM epilogues.
+const ACTIVATION: &str = include_str!("../../shaders/activation.wgsl");
+
 /// The split-K fold shared by the tiled matmul and the weight gradient.
 const SPLIT_FOLD: &str = include_str!("../../shaders/split_fold.wgsl");
 
@@ -105,7 +108,7 @@ impl Family {
     /// their workgroup sums.
     fn parts(self) -> &'static [&'static str] {
         match self {
-            Family::Elementwise => &[include_str!("../../shaders/elementwise.wgsl")],
+            Family::Elementwise => &[ACTIVATION, include_str!("../../shaders/elementwise.wgsl")],
             Family::Matmul => &[include_str!("../../shaders/matmul.wgsl")],
             Family::ConvForward => &[CONV_COMMON, include_str!("../../shaders/conv_forward.wgsl")],
             Family::ConvBackwardInput => &[CONV_COMMON, include_str!("../../shaders/conv_backward_input.wgsl")],
@@ -118,13 +121,15 @@ impl Family {
             Family::Gather => &[include_str!("../../shaders/gather.wgsl")],
             Family::Pool => &[include_str!("../../shaders/pool.wgsl")],
             Family::ConvGemm => &[include_str!("../../shaders/conv_gemm.wgsl")],
-            Family::TiledMatmul => &[SPLIT_FOLD, include_str!("../../shaders/tiled_matmul.wgsl")],
-            Family::TiledConvForward => &[TILED_CONV, include_str!("../../shaders/tiled_conv_forward.wgsl")],
+            Family::TiledMatmul => &[ACTIVATION, SPLIT_FOLD, include_str!("../../shaders/tiled_matmul.wgsl")],
+            Family::TiledConvForward => {
+                &[ACTIVATION, TILED_CONV, include_str!("../../shaders/tiled_conv_forward.wgsl")]
+            }
             Family::TiledConvBackwardInput => {
-                &[TILED_CONV, include_str!("../../shaders/tiled_conv_backward_input.wgsl")]
+                &[ACTIVATION, TILED_CONV, include_str!("../../shaders/tiled_conv_backward_input.wgsl")]
             }
             Family::TiledConvBackwardWeight => {
-                &[SPLIT_FOLD, TILED_CONV, include_str!("../../shaders/tiled_conv_backward_weight.wgsl")]
+                &[ACTIVATION, SPLIT_FOLD, TILED_CONV, include_str!("../../shaders/tiled_conv_backward_weight.wgsl")]
             }
             Family::BiasGrad => &[TREE_SUM, include_str!("../../shaders/bias_grad.wgsl")],
             Family::Upsample => &[include_str!("../../shaders/upsample.wgsl")],

@@ -32,6 +32,7 @@ mod dcgan64;
 mod defaults;
 mod elementwise;
 mod folder;
+mod fusion;
 mod fuzz;
 mod gan;
 mod gan_fc;

@@ -14,8 +14,10 @@ use crate::runtime::{Family, KernelSet};
 
 pub use crate::runtime::Tile;
 
-/// Every configuration a model's products can get (`Tile::for_product`).
-pub const TILES: [Tile; 4] = [Tile::LARGE, Tile::SMALL, Tile::TINY, Tile::THIN];
+/// Every configuration a product can get: the defaults of `Tile::for_product`, then the variants
+/// only the autotuner picks (another BK).
+pub const TILES: [Tile; 7] =
+    [Tile::LARGE, Tile::SMALL, Tile::TINY, Tile::THIN, Tile::LARGE_BK4, Tile::SMALL_BK8, Tile::TINY_BK32];
 
 /// The workgroup memory every configuration must fit: WebGPU's default limit.
 pub const WORKGROUP_BYTES: usize = 16 << 10;
@@ -34,6 +36,13 @@ impl Tile {
     /// 1×256 blocks for products with a handful of rows (a GEMV's shape), which would leave all but
     /// a few rows of a square tile empty.
     pub const THIN: Tile = Tile { name: "thin", wg_x: 64, wg_y: 1, tm: 1, tn4: 1, bk: 8 };
+
+    /// `LARGE` staging K 4 at a time: half the workgroup memory, twice the barriers.
+    pub const LARGE_BK4: Tile = Tile { name: "large-bk4", bk: 4, ..Tile::LARGE };
+    /// `SMALL` staging K 8 at a time.
+    pub const SMALL_BK8: Tile = Tile { name: "small-bk8", bk: 8, ..Tile::SMALL };
+    /// `TINY` staging K 32 at a time: half the barriers per K.
+    pub const TINY_BK32: Tile = Tile { name: "tiny-bk32", bk: 32, ..Tile::TINY };
 
     /// The configuration for an M×N output: `THIN` below 8 rows, `LARGE` once it still gives
     /// `LARGE_MIN_BLOCKS` workgroups, `SMALL` once it gives `MIN_BLOCKS`, `TINY` otherwise.
@@ -372,12 +381,18 @@ pub fn matmul_plans(shape: MatmulShape) -> Result<Vec<Plan>> {
 }
 
 /// Candidate plans for an M×N×K product, `Plan::for_product` first (unsplit unless `split`): every
-/// tile that suits the shape (`THIN` alone below 8 rows, the square tiles otherwise), each unsplit
-/// and, with `split`, cut toward `SPLIT_TARGET` workgroups and toward a quarter of that.
+/// tile that suits the shape (`THIN` or `TINY` below 8 rows, the square tiles and their BK variants
+/// otherwise), each unsplit and, with `split`, cut toward `SPLIT_TARGET` workgroups and toward a
+/// quarter of that.
 pub fn candidate_plans(m: usize, n: usize, k: usize, split: bool) -> Vec<Plan> {
     let default = Plan::for_product(m, n, k);
     let mut plans = vec![if split { default } else { Plan::with_splits(default.tile, m, n, k, 1) }];
-    let tiles: &[Tile] = if m < 8 { &[Tile::THIN] } else { &[Tile::LARGE, Tile::SMALL, Tile::TINY] };
+    let tiles: &[Tile] = if m < 8 {
+        // A GEMV's shape: the thin tile, or the smallest square one against it.
+        &[Tile::THIN, Tile::TINY]
+    } else {
+        &[Tile::LARGE, Tile::SMALL, Tile::TINY, Tile::LARGE_BK4, Tile::SMALL_BK8, Tile::TINY_BK32]
+    };
     for &tile in tiles {
         let wanted = SPLIT_TARGET.div_ceil(tile.blocks(m, n));
         let splits: &[usize] = if split { &[1, wanted, wanted.div_ceil(4)] } else { &[1] };

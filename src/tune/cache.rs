@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 /// Bumped by whoever changes a candidate set (names, order or meaning), so that choices made among the
 /// old candidates stop matching.
-pub const CANDIDATES_VERSION: u32 = 1;
+pub const CANDIDATES_VERSION: u32 = 2;
 
 /// Written into every file; a file with another format is treated as damaged.
 const FORMAT: &str = "gputrain-autotune-1";

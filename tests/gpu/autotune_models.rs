@@ -8,7 +8,7 @@ use crate::matmul::check_gemm;
 use common::*;
 use common::{conv_shape as shape, sum_tol as tol};
 use gputrain::data::Dataset;
-use gputrain::models::vae::{Vae, VaeConfig};
+use gputrain::models::vae::{Vae, VaeArch, VaeConfig};
 use gputrain::ops::conv;
 use gputrain::ops::matmul::MatmulShape;
 use gputrain::ops::passes::{self, Kernels, Pass};
@@ -84,12 +84,14 @@ fn tiny() -> Dataset {
     Dataset { train: common::head(&d.train, 32), test: common::head(&d.test, 16), source: "tiny slice".into() }
 }
 
-/// Two VAE steps on the tiled set with tuning on and its cache in `dir`: the losses and what the
-/// tuner reports.
+/// Two steps of the MLP VAE (its Linear passes are the shape classes; every candidate of the conv
+/// passes is checked above, and timing them all on lavapipe would take minutes) on the tiled set with
+/// tuning on and its cache in `dir`: the losses and what the tuner reports.
 fn tuned_vae_run(dir: &std::path::Path) -> (Vec<u32>, Value) {
     let mut gpu = Gpu::open(BackendChoice::resolve(None).unwrap(), KernelChoice::Tiled).unwrap();
     gpu.tuner = Tuner::new(&gpu.info, TuneMode::On, Some(dir.to_path_buf()));
-    let mut m = Vae::new(&gpu, &VaeConfig { batch_size: 8, ..Default::default() }, &tiny()).unwrap();
+    let cfg = VaeConfig { batch_size: 8, arch: VaeArch::Mlp, hidden: vec![64], ..Default::default() };
+    let mut m = Vae::new(&gpu, &cfg, &tiny()).unwrap();
     m.start_epoch(&gpu, 0).unwrap();
     let mut losses = Vec::new();
     for _ in 0..2 {
@@ -115,8 +117,7 @@ fn a_tuned_vae_caches_its_choices_and_a_rerun_from_the_cache_is_bit_identical() 
     let (first, report) = tuned_vae_run(dir.path());
     let measured = choices(&report);
     let classes = |prefix: &str| measured.iter().filter(|(k, _, _)| k.starts_with(prefix)).count();
-    assert!(classes("matmul") >= 3, "VAE linear passes tuned: {measured:?}");
-    assert!(classes("conv2d_backward_weight") >= 3, "VAE conv weight gradients tuned: {measured:?}");
+    assert!(classes("matmul") >= 6, "VAE linear passes tuned: {measured:?}");
     assert!(measured.iter().all(|(_, _, src)| src == "measured"), "{measured:?}");
     let cache = report["cache"].as_str().expect("a cache file");
     assert!(std::path::Path::new(cache).exists(), "{cache} was not written");

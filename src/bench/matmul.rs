@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use crate::ops::matmul::MatmulShape;
 use crate::ops::{gemm, matmul, tuned};
 use crate::runtime::{Gpu, KernelCall, KernelSet};
-use crate::tune::time_calls;
+use crate::tune::{time_calls_on, zero_operands};
 
 /// One product to time, labelled with what it stands for.
 #[derive(Clone, Debug, PartialEq)]
@@ -158,18 +158,29 @@ fn calls(gpu: &Gpu, set: KernelSet, c: &Case) -> Result<(Vec<KernelCall>, Vec<us
     let shape = MatmulShape::nn(c.m, c.n, c.k);
     Ok(match set {
         KernelSet::Tiled => {
-            let plans = gemm::matmul_plans(shape)?;
-            let names: Vec<String> = plans.iter().map(gemm::Plan::name).collect();
             let key = tuned::matmul_key(&shape, false);
+            let plans = gemm::matmul_plans(shape)?;
+            let pass = tuned::pass(key.clone(), 2, &plans, |p| gemm::matmul_planned(shape, false, false, Some(p)))?;
+            let Some(t) = pass.tunable else {
+                let kernel = format!("{} {}", pass.calls[0].entry, plans[0].name());
+                return Ok((pass.calls, pass.scratch, kernel));
+            };
+            // Every candidate binds [A, B, (partials,) C]: one set of buffers serves them all.
+            let lens: Vec<usize> = [shape.a_len(), shape.b_len()]
+                .into_iter()
+                .chain(pass.scratch.iter().copied())
+                .chain([shape.c_len()])
+                .collect();
+            let mut buffers = None;
+            let names: Vec<String> = t.candidates.iter().map(|(n, _)| n.clone()).collect();
             let chosen = gpu.tuner.choose(&key, &names, &mut |i| {
-                let p = gemm::matmul_planned(shape, false, false, Some(plans[i]))?;
-                let lens: Vec<usize> =
-                    [shape.a_len(), shape.b_len()].into_iter().chain(p.scratch).chain([shape.c_len()]).collect();
-                time_calls(gpu, &p.calls, &lens, TUNE_REPS)
+                if buffers.is_none() {
+                    buffers = Some(zero_operands(gpu, &lens)?);
+                }
+                time_calls_on(gpu, &t.candidates[i].1, buffers.as_deref().unwrap_or_default(), TUNE_REPS)
             })?;
-            let pass = gemm::matmul_planned(shape, false, false, Some(plans[chosen]))?;
-            let kernel = format!("{} {}", pass.calls[0].entry, names[chosen]);
-            (pass.calls, pass.scratch, kernel)
+            let (name, calls) = &t.candidates[chosen];
+            (calls.clone(), pass.scratch, format!("{} {name}", calls[0].entry))
         }
         KernelSet::Lavapipe => {
             let calls = matmul::matmul(shape, false, false)?;

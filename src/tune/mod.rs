@@ -12,7 +12,7 @@ pub mod resolve;
 pub mod tuner;
 
 pub use cache::CANDIDATES_VERSION;
-pub use measure::time_calls;
+pub use measure::{time_calls, time_calls_on, zero_operands};
 pub use mode::TuneMode;
 pub use resolve::resolve;
 pub use tuner::Tuner;

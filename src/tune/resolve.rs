@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Result};
 
-use super::measure::time_calls;
+use super::measure::{time_calls_on, zero_operands};
 use crate::graph::{BoundCall, Graph};
 use crate::runtime::Gpu;
 
@@ -34,9 +34,14 @@ pub fn resolve(gpu: &Gpu, graph: &Graph, steps: &[BoundCall]) -> Result<Vec<Boun
         }
         let lens: Vec<usize> = args.iter().map(|&a| graph.len(a)).collect();
         let names: Vec<String> = t.candidates.iter().map(|(name, _)| name.clone()).collect();
+        // Made at the first measurement, so a choice from the cache allocates nothing.
+        let mut buffers = None;
         let chosen = gpu.tuner.choose(&t.key, &names, &mut |c| {
             measured.insert(t.key.clone());
-            time_calls(gpu, &t.candidates[c].1, &lens, REPS)
+            if buffers.is_none() {
+                buffers = Some(zero_operands(gpu, &lens)?);
+            }
+            time_calls_on(gpu, &t.candidates[c].1, buffers.as_deref().unwrap_or_default(), REPS)
         })?;
         out.extend(t.candidates[chosen].1.iter().map(|call| BoundCall::new(call.clone(), args.clone())));
         i += n;

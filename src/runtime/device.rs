@@ -81,6 +81,9 @@ pub struct Gpu {
     pub kernel_set: KernelSet,
     /// Chooses among candidate kernel configurations per shape class and caches the winners.
     pub tuner: crate::tune::Tuner,
+    /// The cooperative-matrix (tensor core) configurations the adapter offers; empty without
+    /// `EXPERIMENTAL_COOPERATIVE_MATRIX`. Reported by `info`; no kernel uses them yet.
+    pub cooperative_matrices: Vec<wgpu::CooperativeMatrixProperties>,
     pub(crate) kernels: Mutex<KernelCache>,
     /// The first error wgpu reported outside an error scope, or the reason the device was lost. wgpu's
     /// default is to panic; recording it lets a run stop with a message and its last checkpoint intact.
@@ -162,6 +165,11 @@ impl Gpu {
             | wgpu::Features::SHADER_F16
             | wgpu::Features::SUBGROUP;
         let features = adapter.features() & wanted;
+        let cooperative_matrices = if adapter.features().contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX) {
+            adapter.cooperative_matrix_properties()
+        } else {
+            Vec::new()
+        };
         let kernel_set = kernels.pick(&info, features)?;
         let tuner = crate::tune::Tuner::for_adapter(&info, crate::tune::TuneMode::resolve(None, info.device_type)?);
         let (device, queue) = adapter
@@ -194,6 +202,7 @@ impl Gpu {
             features,
             kernel_set,
             tuner,
+            cooperative_matrices,
             kernels: Mutex::new(KernelCache::default()),
             fault,
         })
@@ -253,7 +262,21 @@ impl Gpu {
         let _ = writeln!(s, "features:");
         let _ = writeln!(s, "  timestamp queries  {}", f(wgpu::Features::TIMESTAMP_QUERY));
         let _ = writeln!(s, "  shader f16         {}", f(wgpu::Features::SHADER_F16));
-        let _ = write!(s, "  subgroups          {}", f(wgpu::Features::SUBGROUP));
+        let _ = writeln!(s, "  subgroups          {}", f(wgpu::Features::SUBGROUP));
+        let _ = write!(s, "  cooperative matrix {}", describe_cooperative(&self.cooperative_matrices));
         s
     }
+}
+
+/// The cooperative-matrix configurations as `M×N×K A/B→C` entries, or why there are none.
+pub fn describe_cooperative(configs: &[wgpu::CooperativeMatrixProperties]) -> String {
+    if configs.is_empty() {
+        return "no (the adapter does not offer EXPERIMENTAL_COOPERATIVE_MATRIX)".into();
+    }
+    let ty = |t: wgpu::CooperativeScalarType| format!("{t:?}").to_lowercase();
+    let list: Vec<String> = configs
+        .iter()
+        .map(|c| format!("{}x{}x{} {}->{}", c.m_size, c.n_size, c.k_size, ty(c.ab_type), ty(c.cr_type)))
+        .collect();
+    format!("yes: {}", list.join(", "))
 }

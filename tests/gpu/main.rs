@@ -14,6 +14,7 @@ mod common;
 
 mod adam;
 mod adam_groups;
+mod adapter_report;
 mod ae;
 mod autotune;
 mod autotune_models;

@@ -4,7 +4,7 @@
 //! tensor. The activation's expression is the elementwise kernel's, so the result is the same bit for
 //! bit; the backward pass still runs the activation's gradient kernel, from the fused output.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::builder::Graph;
 use super::op::Op;
@@ -33,8 +33,7 @@ pub fn activations(g: &mut Graph) {
         let Op::Act(act) = node.op else { continue };
         let t = node.inputs[0];
         let Some(&pi) = producer.get(&t) else { continue };
-        let fusable = matches!(g.nodes[pi].op, Op::Linear { .. } | Op::Conv2d(..) | Op::ConvT2d(..));
-        if fusable && uses[t.0] == 1 && g.nodes[pi].outputs.len() == 1 {
+        if g.nodes[pi].op.has_epilogue() && uses[t.0] == 1 && g.nodes[pi].outputs.len() == 1 {
             fused.push((pi, ai, act, node.outputs[0]));
         }
     }
@@ -43,10 +42,7 @@ pub fn activations(g: &mut Graph) {
         p.op = Op::Epilogue(Box::new(p.op.clone()), act);
         p.outputs[0] = y;
     }
-    let removed: Vec<usize> = fused.iter().map(|f| f.1).collect();
-    let mut i = 0;
-    g.nodes.retain(|_| {
-        i += 1;
-        !removed.contains(&(i - 1))
-    });
+    let removed: HashSet<usize> = fused.iter().map(|f| f.1).collect();
+    let nodes = std::mem::take(&mut g.nodes);
+    g.nodes = nodes.into_iter().enumerate().filter(|(i, _)| !removed.contains(i)).map(|(_, n)| n).collect();
 }

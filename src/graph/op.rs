@@ -1,7 +1,5 @@
 //! The ops a graph records, each with its forward dispatches and its backward rule.
 
-use std::sync::Arc;
-
 use anyhow::{bail, Result};
 
 use super::autodiff::GradCtx;
@@ -13,14 +11,12 @@ use crate::ops::conv::Conv2dShape;
 use crate::ops::conv_transpose::ConvTranspose2dShape;
 use crate::ops::elementwise::{self, Activation};
 use crate::ops::gather::{self, GatherShape};
-use crate::ops::gemm;
 use crate::ops::loss::{self, BceReduction};
 use crate::ops::mse::{self, MseReduction};
 use crate::ops::passes::{self, Pass};
 use crate::ops::pool::{self, PoolShape};
 use crate::ops::random::{self, Distribution, RngKey};
 use crate::ops::reduce;
-use crate::ops::tuned::Tunable;
 use crate::ops::upsample::{self, UpsampleShape};
 use crate::runtime::KernelCall;
 
@@ -79,6 +75,21 @@ fn bind(calls: Vec<KernelCall>, args: Vec<TensorId>) -> Vec<BoundCall> {
 }
 
 impl Op {
+    /// Whether the op is a product an activation can be fused into (`fuse::activations`).
+    pub fn has_epilogue(&self) -> bool {
+        matches!(self, Op::Linear { .. } | Op::Conv2d(..) | Op::ConvT2d(..))
+    }
+
+    /// The forward pass of a product (`has_epilogue`).
+    fn product_pass(&self, g: &Graph) -> Result<Pass> {
+        match self {
+            Op::Linear { batch, inp, out } => passes::linear_forward(g.kernels, *batch, *inp, *out),
+            Op::Conv2d(s, bias) => passes::conv_forward(g.kernels, s, *bias),
+            Op::ConvT2d(s, bias) => passes::conv_t_forward(g.kernels, s, *bias),
+            _ => bail!("{self:?} is not a product with an epilogue"),
+        }
+    }
+
     pub fn differentiable(&self) -> bool {
         match self {
             Op::Epilogue(inner, _) => inner.differentiable(),
@@ -94,7 +105,10 @@ impl Op {
             Op::Gather(s, slot) => bind(gather::forward(s, *slot)?, vec![i[0], i[1], i[2], o[0]]),
             Op::Random(d, key) => bind(random::fill(g.len(o[0]), *d, *key)?, vec![i[0], o[0]]),
             Op::Act(a) => bind(elementwise::forward(*a, g.len(i[0]))?, vec![i[0], o[0]]),
-            Op::Epilogue(inner, a) => with_activation(inner.forward(g, node)?, *a)?,
+            Op::Epilogue(inner, a) => {
+                let pass = inner.product_pass(g)?.with_activation(*a)?;
+                bind_pass(g, pass, i, o[0])
+            }
             Op::SumLoss => {
                 let n = g.len(i[0]);
                 bind(reduce::sum(n)?, vec![i[0], o[0], partials(g, n)])
@@ -105,8 +119,9 @@ impl Op {
             }
             Op::MaxPool(s) => bind(pool::forward(s)?, vec![i[0], o[0]]),
             Op::Upsample2x(s) => bind(upsample::forward(s)?, vec![i[0], o[0]]),
-            Op::Linear { batch, inp, out } => {
-                bind_pass(g, passes::linear_forward(g.kernels, *batch, *inp, *out)?, i, o[0])
+            Op::Linear { .. } | Op::Conv2d(..) | Op::ConvT2d(..) => {
+                let pass = self.product_pass(g)?;
+                bind_pass(g, pass, i, o[0])
             }
             Op::Bce { batch, per_item, reduction } => {
                 let part = partials(g, batch * per_item);
@@ -129,14 +144,6 @@ impl Op {
                 bind(loss::xent_forward(*rows, *classes)?, vec![i[0], i[1], o[0], part])
             }
             Op::Reparam => bind(loss::reparam_forward(g.len(i[0]))?, vec![i[0], i[1], i[2], o[0]]),
-            Op::Conv2d(s, bias) => {
-                let pass = passes::conv_forward(g.kernels, s, *bias)?;
-                bind_pass(g, pass, i, o[0])
-            }
-            Op::ConvT2d(s, bias) => {
-                let pass = passes::conv_t_forward(g.kernels, s, *bias)?;
-                bind_pass(g, pass, i, o[0])
-            }
             Op::BatchNorm(s, a) => {
                 let part = g.transient("batchnorm.partials", &[batchnorm::forward_partials(s)]);
                 bind(batchnorm::train_forward(s, *a)?, vec![i[0], i[1], i[2], i[3], i[4], o[1], o[0], part])
@@ -270,29 +277,6 @@ fn bind_pass(g: &mut Graph, pass: Pass, inputs: &[TensorId], out: TensorId) -> V
         c.tunable.clone_from(&pass.tunable);
     }
     calls
-}
-
-/// `calls` (a tiled product's forward pass) with `act` in their epilogue, the candidates of a tunable
-/// pass included.
-fn with_activation(mut calls: Vec<BoundCall>, act: Activation) -> Result<Vec<BoundCall>> {
-    let mut retuned: Vec<(Arc<Tunable>, Arc<Tunable>)> = Vec::new();
-    for c in &mut calls {
-        gemm::set_epilogue_activation(&mut c.call, act)?;
-        let Some(old) = c.tunable.clone() else { continue };
-        if let Some((_, new)) = retuned.iter().find(|(o, _)| Arc::ptr_eq(o, &old)) {
-            c.tunable = Some(new.clone());
-            continue;
-        }
-        let mut candidates = old.candidates.clone();
-        for call in candidates.iter_mut().flat_map(|(_, calls)| calls.iter_mut()) {
-            gemm::set_epilogue_activation(call, act)?;
-        }
-        // The activation costs the same in every candidate: the shape class stays the product's.
-        let new = Arc::new(Tunable { key: old.key.clone(), candidates });
-        c.tunable = Some(new.clone());
-        retuned.push((old, new));
-    }
-    Ok(calls)
 }
 
 /// A fresh transient tensor for the chunk sums of a reduction over `n` elements (`reduce::two_stage`).

@@ -52,18 +52,34 @@ fn gemm_call(
     })
 }
 
-/// A plan that never splits K, for the passes whose kernels have no fold.
-fn unsplit(m: usize, n: usize, k: usize) -> Plan {
-    Plan::with_splits(Tile::for_product(m, n), m, n, k, 1)
-}
-
 /// A plan for a pass without a fold: refused if it splits K.
-fn check_unsplit(op: &str, plan: Option<Plan>, m: usize, n: usize, k: usize) -> Result<Plan> {
-    let plan = plan.unwrap_or_else(|| unsplit(m, n, k));
+fn check_unsplit(op: &str, plan: Option<Plan>, [m, n, k]: [usize; 3]) -> Result<Plan> {
+    let plan = plan.unwrap_or_else(|| Plan::unsplit(m, n, k));
     if plan.splits > 1 {
         bail!("{op}: plan {} splits K, which this pass does not", plan.name());
     }
     Ok(plan)
+}
+
+/// The forward pass's implicit GEMM: M = Cout, N = batch·OH·OW, K = Cin·k².
+fn forward_dims(s: &Conv2dShape) -> [usize; 3] {
+    [s.cout, s.batch * s.out_h() * s.out_w(), s.cin * s.k * s.k]
+}
+
+/// The input gradient's taps per kernel row of one stride class and the class's rows and columns.
+fn stride_class(s: &Conv2dShape) -> [usize; 3] {
+    [s.k.div_ceil(s.stride), s.h.div_ceil(s.stride), s.w.div_ceil(s.stride)]
+}
+
+/// The input gradient's GEMM per stride class: M = Cin, N = the class's pixels, K = Cout·⌈k/s⌉².
+fn backward_input_dims(s: &Conv2dShape) -> [usize; 3] {
+    let [kj, th, tw] = stride_class(s);
+    [s.cin, s.batch * th * tw, s.cout * kj * kj]
+}
+
+/// The weight gradient's GEMM: M = Cout, N = Cin·k², K = batch·OH·OW.
+fn backward_weight_dims(s: &Conv2dShape) -> [usize; 3] {
+    [s.cout, s.cin * s.k * s.k, s.batch * s.out_h() * s.out_w()]
 }
 
 /// The dense forward pass's product: y[b, co] = x[b, :] · w[co, :].
@@ -86,7 +102,8 @@ pub fn forward_plans(s: &Conv2dShape) -> Result<Vec<Plan>> {
     if is_dense(s) {
         return gemm::matmul_plans(dense_forward(s));
     }
-    Ok(gemm::candidate_plans(s.cout, s.batch * s.out_h() * s.out_w(), s.cin * s.k * s.k, false))
+    let [m, n, k] = forward_dims(s);
+    Ok(gemm::candidate_plans(m, n, k, false))
 }
 
 /// The plans the autotuner may choose among for `backward_input(s, ..)`, the default first.
@@ -94,8 +111,8 @@ pub fn backward_input_plans(s: &Conv2dShape) -> Result<Vec<Plan>> {
     if is_dense(s) {
         return gemm::matmul_plans(dense_backward_input(s));
     }
-    let (kj, th, tw) = (s.k.div_ceil(s.stride), s.h.div_ceil(s.stride), s.w.div_ceil(s.stride));
-    Ok(gemm::candidate_plans(s.cin, s.batch * th * tw, s.cout * kj * kj, false))
+    let [m, n, k] = backward_input_dims(s);
+    Ok(gemm::candidate_plans(m, n, k, false))
 }
 
 /// The plans the autotuner may choose among for `backward_weight(s, ..)`, the default first.
@@ -103,7 +120,8 @@ pub fn backward_weight_plans(s: &Conv2dShape) -> Result<Vec<Plan>> {
     if is_dense(s) {
         return gemm::matmul_plans(dense_backward_weight(s));
     }
-    Ok(gemm::candidate_plans(s.cout, s.cin * s.k * s.k, s.batch * s.out_h() * s.out_w(), true))
+    let [m, n, k] = backward_weight_dims(s);
+    Ok(gemm::candidate_plans(m, n, k, true))
 }
 
 /// Inputs `[x, w, b]` with bias, `[x, w]` without. y (+)= conv(x, w) (+ b).
@@ -115,15 +133,14 @@ pub fn forward(s: &Conv2dShape, bias: bool, accumulate: bool) -> Result<Pass> {
 pub fn forward_on(s: &Conv2dShape, bias: bool, accumulate: bool, plan: Option<Plan>) -> Result<Pass> {
     let op = "conv2d_forward_tiled";
     s.validate(op)?;
-    let kk = s.cin * s.k * s.k;
     if is_dense(s) {
         return gemm::matmul_planned(dense_forward(s), bias, accumulate, plan);
     }
-    let n = s.batch * s.out_h() * s.out_w();
-    let plan = check_unsplit(op, plan, s.cout, n, kk)?;
+    let dims @ [m, n, _] = forward_dims(s);
+    let plan = check_unsplit(op, plan, dims)?;
     let operands = if bias { vec![0, 1, 2, 3] } else { vec![0, 1, 1, 2] };
     let p = params(s, flags(bias, accumulate), &plan, 1, [0; 3]);
-    let call = gemm_call(Family::TiledConvForward, op, p, operands, plan.tile, [s.cout, n, 1], s.flops())?;
+    let call = gemm_call(Family::TiledConvForward, op, p, operands, plan.tile, [m, n, 1], s.flops())?;
     Ok(Pass::direct(vec![call]))
 }
 
@@ -146,13 +163,12 @@ pub fn backward_input_on(s: &Conv2dShape, bias: bool, accumulate: bool, plan: Op
             gemm::matmul_planned(shape, false, accumulate, plan)
         };
     }
-    let st = s.stride;
-    let (kj, th, tw) = (s.k.div_ceil(st), s.h.div_ceil(st), s.w.div_ceil(st));
-    let n = s.batch * th * tw;
-    let plan = check_unsplit(op, plan, s.cin, n, s.cout * kj * kj)?;
+    let dims @ [m, n, _] = backward_input_dims(s);
+    let plan = check_unsplit(op, plan, dims)?;
     let operands = if bias { vec![0, 1, 2, 3] } else { vec![0, 1, 1, 2] };
-    let p = params(s, flags(bias, accumulate), &plan, 1, [kj, th, tw]);
-    let call = gemm_call(Family::TiledConvBackwardInput, op, p, operands, plan.tile, [s.cin, n, st * st], s.flops())?;
+    let p = params(s, flags(bias, accumulate), &plan, 1, stride_class(s));
+    let classes = s.stride * s.stride;
+    let call = gemm_call(Family::TiledConvBackwardInput, op, p, operands, plan.tile, [m, n, classes], s.flops())?;
     Ok(Pass::direct(vec![call]))
 }
 
@@ -166,7 +182,7 @@ pub fn backward_weight(s: &Conv2dShape, accumulate: bool) -> Result<Pass> {
 pub fn backward_weight_on(s: &Conv2dShape, accumulate: bool, plan: Option<Plan>) -> Result<Pass> {
     let op = "conv2d_backward_weight_tiled";
     s.validate(op)?;
-    let (m, n, k) = (s.cout, s.cin * s.k * s.k, s.batch * s.out_h() * s.out_w());
+    let [m, n, k] = backward_weight_dims(s);
     if is_dense(s) {
         return Ok(gemm::matmul_planned(dense_backward_weight(s), false, accumulate, plan)?.swap_inputs());
     }

@@ -126,6 +126,11 @@ impl Plan {
         Plan { tile, splits: k.div_ceil(chunk).max(1), chunk }
     }
 
+    /// `Tile::for_product` over the whole of K: the plan of a pass that cannot split.
+    pub fn unsplit(m: usize, n: usize, k: usize) -> Plan {
+        Plan::with_splits(Tile::for_product(m, n), m, n, k, 1)
+    }
+
     /// The default for an M×N×K product: `Tile::for_product`, with K split when the output has
     /// fewer than `MIN_BLOCKS` blocks, so that about `SPLIT_TARGET` workgroups run.
     pub fn for_product(m: usize, n: usize, k: usize) -> Plan {
@@ -223,29 +228,19 @@ impl Strided {
     }
 }
 
-/// Where a product's buffers sit in the caller's operand list.
+/// Where a product's bias, partials and C sit in the caller's operand list `[a, b, (bias,)
+/// (partials,) c]`; a and b are operands 0 and 1.
 #[derive(Clone, Copy, Debug)]
 struct Slots {
-    a: usize,
-    b: usize,
     bias: Option<usize>,
     partials: Option<usize>,
     c: usize,
 }
 
 impl Slots {
-    /// `[a, b, (bias,) (partials,) c]`.
     fn packed(bias: bool, partials: bool) -> Slots {
-        let mut next = 2;
-        let mut take = |used: bool| {
-            used.then(|| {
-                next += 1;
-                next - 1
-            })
-        };
-        let bias = take(bias);
-        let partials = take(partials);
-        Slots { a: 0, b: 1, bias, partials, c: next }
+        let after_bias = 2 + bias as usize;
+        Slots { bias: bias.then_some(2), partials: partials.then_some(after_bias), c: after_bias + partials as usize }
     }
 }
 
@@ -274,7 +269,7 @@ fn strided(s: Strided, swapped: bool, bias: bool, accumulate: bool, plan: Plan, 
         (false, _) => at.c,
     };
     // The transposed product reads its A from the original B and its B from the original A.
-    let (a, b) = if swapped { (at.b, at.a) } else { (at.a, at.b) };
+    let (a, b) = if swapped { (1, 0) } else { (0, 1) };
     let bias_slot = at.bias.unwrap_or(at.c);
     let flags =
         (bias as u32 * FLAG_BIAS) | (accumulate as u32 * FLAG_ACCUMULATE) | (s.bias_rows as u32 * FLAG_BIAS_ROWS);
@@ -340,14 +335,17 @@ fn pass(s: Strided, bias: bool, accumulate: bool, plan: Option<Plan>) -> Result<
 /// C (+)= op(A)·op(B) (+ bias[N]) on the tiled core in one dispatch (K never split), row-major like
 /// `matmul::matmul`, with the same operands: `[a, b, c]`, or `[a, b, bias, c]` with `bias`.
 pub fn matmul(shape: MatmulShape, bias: bool, accumulate: bool) -> Result<Vec<KernelCall>> {
-    let (s, swapped) = oriented(row_major(shape, 1)?);
-    let plan = Plan::with_splits(Tile::for_product(s.m, s.n), s.m, s.n, s.k, 1);
-    strided(s, swapped, bias, accumulate, plan, Slots::packed(bias, false))
+    unsplit(shape, bias, accumulate, None)
 }
 
 /// `matmul` on a given tile configuration instead of the one chosen for the shape (tests, benches).
 pub fn matmul_with(tile: Tile, shape: MatmulShape, bias: bool, accumulate: bool) -> Result<Vec<KernelCall>> {
+    unsplit(shape, bias, accumulate, Some(tile))
+}
+
+fn unsplit(shape: MatmulShape, bias: bool, accumulate: bool, tile: Option<Tile>) -> Result<Vec<KernelCall>> {
     let (s, swapped) = oriented(row_major(shape, 1)?);
+    let tile = tile.unwrap_or_else(|| Tile::for_product(s.m, s.n));
     strided(s, swapped, bias, accumulate, Plan::with_splits(tile, s.m, s.n, s.k, 1), Slots::packed(bias, false))
 }
 
@@ -364,9 +362,9 @@ pub fn matmul_planned(shape: MatmulShape, bias: bool, accumulate: bool, plan: Op
 
 /// `matmul_pass` on `tile` with K cut into about `splits` chunks (tests, benches).
 pub fn matmul_split(tile: Tile, splits: usize, shape: MatmulShape, bias: bool, accumulate: bool) -> Result<Pass> {
-    let (s, _) = oriented(row_major(shape, 1)?);
-    let plan = Plan::with_splits(tile, s.m, s.n, s.k, splits);
-    pass(row_major(shape, 1)?, bias, accumulate, Some(plan))
+    let s = row_major(shape, 1)?;
+    let (o, _) = oriented(s);
+    pass(s, bias, accumulate, Some(Plan::with_splits(tile, o.m, o.n, o.k, splits)))
 }
 
 /// The plan `matmul_pass` takes for `shape`.
@@ -385,8 +383,7 @@ pub fn matmul_plans(shape: MatmulShape) -> Result<Vec<Plan>> {
 /// otherwise), each unsplit and, with `split`, cut toward `SPLIT_TARGET` workgroups and toward a
 /// quarter of that.
 pub fn candidate_plans(m: usize, n: usize, k: usize, split: bool) -> Vec<Plan> {
-    let default = Plan::for_product(m, n, k);
-    let mut plans = vec![if split { default } else { Plan::with_splits(default.tile, m, n, k, 1) }];
+    let mut plans = vec![if split { Plan::for_product(m, n, k) } else { Plan::unsplit(m, n, k) }];
     let tiles: &[Tile] = if m < 8 {
         // A GEMV's shape: the thin tile, or the smallest square one against it.
         &[Tile::THIN, Tile::TINY]

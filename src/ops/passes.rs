@@ -11,6 +11,8 @@ use anyhow::Result;
 
 use super::conv::{self, Conv2dShape};
 use super::conv_transpose::{self, ConvTranspose2dShape};
+use super::elementwise::Activation;
+use super::gemm::Plan;
 use super::tuned::{self, Tunable};
 use super::{bias_grad, conv_gemm, conv_tiled, gemm, matmul, rename_operands};
 use crate::runtime::{KernelCall, KernelSet};
@@ -61,6 +63,23 @@ impl Pass {
         Pass::new(rename_operands(self.calls, &to), self.scratch)
     }
 
+    /// The same pass, a tiled product's forward pass, with `act` applied in the epilogue of every
+    /// call and of every candidate's calls.
+    pub fn with_activation(mut self, act: Activation) -> Result<Pass> {
+        for c in &mut self.calls {
+            gemm::set_epilogue_activation(c, act)?;
+        }
+        if let Some(t) = self.tunable.take() {
+            let mut candidates = t.candidates.clone();
+            for c in candidates.iter_mut().flat_map(|(_, calls)| calls.iter_mut()) {
+                gemm::set_epilogue_activation(c, act)?;
+            }
+            // The activation costs the same in every candidate: the shape class stays the product's.
+            self.tunable = Some(Arc::new(Tunable { key: t.key.clone(), candidates }));
+        }
+        Ok(self)
+    }
+
     fn lowered(calls: Vec<KernelCall>, s: &Conv2dShape) -> Pass {
         Pass::new(calls, conv_gemm::scratch_lens(s).to_vec())
     }
@@ -69,16 +88,31 @@ impl Pass {
 /// A product through either set: the lavapipe set's matmul, or the tiled one's pass (K split when
 /// the output is small, with its partials as scratch).
 fn product(k: Kernels, shape: matmul::MatmulShape, bias: bool) -> Result<Pass> {
-    let n_in = 2 + bias as usize;
     match k.set {
         KernelSet::Lavapipe => Ok(Pass::direct(matmul::matmul(shape, bias, false)?)),
-        KernelSet::Tiled if k.tuned() => {
-            tuned::pass(tuned::matmul_key(&shape, bias), n_in, &gemm::matmul_plans(shape)?, |p| {
-                gemm::matmul_planned(shape, bias, false, Some(p))
-            })
-        }
-        KernelSet::Tiled => gemm::matmul_pass(shape, bias, false),
+        KernelSet::Tiled => planned(
+            k,
+            || tuned::matmul_key(&shape, bias),
+            2 + bias as usize,
+            || gemm::matmul_plans(shape),
+            |p| gemm::matmul_planned(shape, bias, false, p),
+        ),
     }
+}
+
+/// A tiled pass with `n_in` inputs: on its default plan, or with tuning on, on each of its
+/// candidate plans for the tuner to choose among (`tuned::pass`).
+fn planned(
+    k: Kernels,
+    key: impl FnOnce() -> String,
+    n_in: usize,
+    plans: impl FnOnce() -> Result<Vec<Plan>>,
+    build: impl Fn(Option<Plan>) -> Result<Pass>,
+) -> Result<Pass> {
+    if !k.tuned() {
+        return build(None);
+    }
+    tuned::pass(key(), n_in, &plans()?, |p| build(Some(p)))
 }
 
 /// y[batch, out] = x · Wᵀ + b. Inputs `[x, w, b]`.
@@ -196,28 +230,17 @@ pub fn conv_t_backward_weight(k: impl Into<Kernels>, s: &ConvTranspose2dShape) -
 }
 
 fn tiled_forward(k: Kernels, s: &Conv2dShape, bias: bool) -> Result<Pass> {
-    if !k.tuned() {
-        return conv_tiled::forward(s, bias, false);
-    }
-    let key = tuned::conv_key("conv2d_forward", s, bias);
-    tuned::pass(key, 2 + bias as usize, &conv_tiled::forward_plans(s)?, |p| {
-        conv_tiled::forward_on(s, bias, false, Some(p))
-    })
+    let key = || tuned::conv_key("conv2d_forward", s, bias);
+    planned(k, key, 2 + bias as usize, || conv_tiled::forward_plans(s), |p| conv_tiled::forward_on(s, bias, false, p))
 }
 
 fn tiled_backward_input(k: Kernels, s: &Conv2dShape, bias: bool) -> Result<Pass> {
-    if !k.tuned() {
-        return conv_tiled::backward_input(s, bias, false);
-    }
-    let key = tuned::conv_key("conv2d_backward_input", s, bias);
-    let plans = conv_tiled::backward_input_plans(s)?;
-    tuned::pass(key, 2 + bias as usize, &plans, |p| conv_tiled::backward_input_on(s, bias, false, Some(p)))
+    let key = || tuned::conv_key("conv2d_backward_input", s, bias);
+    let build = |p| conv_tiled::backward_input_on(s, bias, false, p);
+    planned(k, key, 2 + bias as usize, || conv_tiled::backward_input_plans(s), build)
 }
 
 fn tiled_backward_weight(k: Kernels, s: &Conv2dShape) -> Result<Pass> {
-    if !k.tuned() {
-        return conv_tiled::backward_weight(s, false);
-    }
-    let key = tuned::conv_key("conv2d_backward_weight", s, false);
-    tuned::pass(key, 2, &conv_tiled::backward_weight_plans(s)?, |p| conv_tiled::backward_weight_on(s, false, Some(p)))
+    let key = || tuned::conv_key("conv2d_backward_weight", s, false);
+    planned(k, key, 2, || conv_tiled::backward_weight_plans(s), |p| conv_tiled::backward_weight_on(s, false, p))
 }

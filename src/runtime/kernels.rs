@@ -171,11 +171,6 @@ impl Family {
         let parts = std::iter::once(PRELUDE).chain(std::iter::once(core.as_str())).chain(self.parts().iter().copied());
         Ok(parts.collect::<Vec<_>>().join("\n"))
     }
-
-    /// The module of a family that needs no tile.
-    pub fn source(self) -> String {
-        self.source_for(None).unwrap_or_default()
-    }
 }
 
 /// One compute dispatch, described without any GPU objects so that ops stay pure and testable:

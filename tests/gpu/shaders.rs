@@ -14,7 +14,7 @@ fn modules() -> Vec<(String, String)> {
                 v.push((format!("{} ({} tile)", fam.name(), t.name), fam.source_for(Some(&t)).unwrap()));
             }
         } else {
-            v.push((fam.name().to_string(), fam.source()));
+            v.push((fam.name().to_string(), fam.source_for(None).unwrap()));
         }
     }
     v
